@@ -1,0 +1,30 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+.PHONY: setup demo test lint bench down clean
+
+setup:
+	@./scripts/install-system-deps.sh
+	@uv sync --frozen --quiet
+
+## The main job: local stack up, Redis memory pressure injected, fixed with your approval.
+demo: setup
+	uv run opsgraph demo redis-memory-pressure
+
+test: setup
+	uv run pytest
+
+lint: setup
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy
+
+bench: setup
+	uv run python -m bench.redis_memory_pressure
+
+down: setup
+	uv run opsgraph down
+
+clean: down
+	rm -rf .opsgraph

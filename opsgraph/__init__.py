@@ -1,0 +1,1 @@
+"""OpsGraph: an autonomous on-call SRE built as a LangGraph state machine."""

@@ -1,0 +1,1 @@
+"""One module per graph node, the reasoning interface and its embedded runbook backend."""

@@ -1,0 +1,81 @@
+"""Detector node: probe the resource in scope and open an incident if it is unhealthy.
+
+Deterministic (thresholds, no model). The fingerprint is resource + symptom, so a
+second run against the same still-open fault joins nothing new: it ends as a duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.schemas import Health, Incident
+from opsgraph.graph.state import IncidentState, event
+from opsgraph.tools.probes import probe
+
+
+def new_incident_id(resource: str) -> str:
+    return f"inc-{time.strftime('%Y%m%d-%H%M%S')}-{resource}-{uuid.uuid4().hex[:6]}"
+
+
+def fingerprint(resource: str, symptom: str) -> str:
+    return f"{resource}:{symptom}"
+
+
+def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal["diagnostician", "__end__"]]:
+    ctx = context_of(runtime.context)
+    if "resource" not in state:
+        raise ValueError("the incident input needs 'resource': the name of an inventory resource")
+    resource = ctx.inventory.get(state["resource"])
+    snapshot = probe(resource)
+    now = time.time()
+    if snapshot.health is Health.HEALTHY:
+        return Command(
+            goto="__end__",
+            update={
+                "snapshot_before": snapshot.model_dump(mode="json"),
+                "outcome": "healthy",
+                "outcome_detail": f"{resource.name} is healthy; nothing to do",
+                "timeline": [event("detector", f"{resource.name} healthy", now)],
+            },
+        )
+    assert snapshot.symptom is not None  # every unhealthy grade names its symptom
+    incident_id = state.get("incident_id") or new_incident_id(resource.name)
+    incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
+    duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)
+    if duplicate_of is not None and duplicate_of != incident_id:
+        return Command(
+            goto="__end__",
+            update={
+                "outcome": "duplicate",
+                "outcome_detail": f"incident {duplicate_of} is already open for {incident_fingerprint}",
+                "timeline": [event("detector", f"duplicate of {duplicate_of}", now)],
+            },
+        )
+    incident = Incident(
+        incident_id=incident_id,
+        resource=resource.name,
+        kind=resource.kind,
+        symptom=snapshot.symptom,
+        fingerprint=incident_fingerprint,
+        severity=snapshot.health,
+        fault_started_at=state.get("fault_started_at", snapshot.taken_at),
+        detected_at=now,
+    )
+    ctx.ledger.open_incident(incident)
+    return Command(
+        goto="diagnostician",
+        update={
+            "incident_id": incident_id,
+            "incident": incident.model_dump(mode="json"),
+            "snapshot_before": snapshot.model_dump(mode="json"),
+            "attempt": 0,
+            "plan_no": 0,
+            "timeline": [event("detector", f"{snapshot.health}: {'; '.join(snapshot.reasons)}", now)],
+        },
+    )

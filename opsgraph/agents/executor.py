@@ -1,0 +1,87 @@
+"""Executor node: run the reviewed plan, exactly once per step, through the catalogue.
+
+Before each step it checks again — the policy review, and for steps that needed a
+human, an approval in the ledger bound to this step's exact digest. It writes an
+intent row before and a result row after each call (idempotency key = incident +
+plan + step): a step with a result is never run again, and a non-idempotent step
+that has an intent but no result (a crash mid-call) is not blindly repeated.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.ledger import action_key
+from opsgraph.graph.policy import review_step
+from opsgraph.graph.schemas import ActionRecord, Incident, ReviewedStep, StepVerdict
+from opsgraph.graph.state import IncidentState, event
+from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.runner import run_tool
+
+
+def _blocked(step: ReviewedStep, status: str, why: str) -> ActionRecord:
+    now = time.time()
+    return ActionRecord(
+        index=step.index,
+        tool=step.step.tool,
+        args=step.step.args,
+        status=status,
+        error=why,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def _gate(ctx: Context, incident: Incident, plan_no: int, step: ReviewedStep, key: str) -> ActionRecord | None:
+    """Why this step must not run now, as a record; None when it may run."""
+    fresh = review_step(step.index, step.step, ctx.inventory, {incident.resource}, ctx.approval_mode)
+    if fresh.verdict is StepVerdict.REFUSE:
+        return _blocked(step, "refused", fresh.reason)
+    if fresh.verdict is StepVerdict.ASK:
+        approved = ctx.ledger.approved_digest(incident.incident_id, plan_no, step.index)
+        if approved != fresh.digest:
+            return _blocked(step, "refused", "needs a human approval of these exact arguments; none recorded")
+    if ctx.ledger.has_intent(key) and not CATALOGUE[step.step.tool].idempotent:
+        return _blocked(
+            step, "unknown", "a previous run started this step and did not record a result; not repeating it"
+        )
+    return None
+
+
+def executor(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = context_of(runtime.context)
+    incident = Incident.model_validate(state["incident"])
+    plan_no = state["plan_no"]
+    records: list[ActionRecord] = []
+    for step in (ReviewedStep.model_validate(r) for r in state["reviewed"]):
+        key = action_key(incident.incident_id, plan_no, step.index)
+        record = ctx.ledger.result_for(key) or _gate(ctx, incident, plan_no, step, key)
+        if record is None:
+            ctx.ledger.record_intent(key, incident.incident_id, plan_no, step.index, step.step.tool, step.step.args)
+            started = time.time()
+            outcome = run_tool(step.step.tool, step.step.args, ctx.tools, ctx.tool_timeout_s)
+            record = ActionRecord(
+                index=step.index,
+                tool=step.step.tool,
+                args=step.step.args,
+                status="ok" if outcome.ok else "error",
+                output=outcome.output,
+                error=outcome.error,
+                started_at=started,
+                finished_at=time.time(),
+            )
+            ctx.ledger.record_result(key, incident.incident_id, plan_no, record)
+        records.append(record)
+        if record.status != "ok":
+            break  # later steps assume earlier ones worked
+    return {
+        "actions": [r.model_dump(mode="json") for r in records],
+        "timeline": [
+            event("executor", f"{r.tool}({r.args}) -> {r.status}{': ' + r.error if r.error else ''}", r.finished_at)
+            for r in records
+        ],
+    }

@@ -1,0 +1,40 @@
+"""The reasoning interface: what any backend (runbook today, a chat model later) provides.
+
+A backend reads evidence through `ReadTool` — which can only run read-only catalogue
+tools — and returns data: a `Diagnosis` and a `Plan`. It never executes anything; the
+policy engine and the executor decide what happens to its plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
+from opsgraph.tools.inventory import Resource
+from opsgraph.tools.runner import ToolOutcome
+
+
+class ReadTool(Protocol):
+    def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome: ...
+
+
+class Reasoner(Protocol):
+    name: str
+
+    def diagnose(self, incident: Incident, snapshot: Snapshot, read: ReadTool, feedback: str | None) -> Diagnosis: ...
+
+    def plan(
+        self, incident: Incident, diagnosis: Diagnosis, resource: Resource, read: ReadTool, feedback: str | None
+    ) -> Plan: ...
+
+
+class UnknownBackend(ValueError):
+    """The configured reasoning backend does not exist in this build."""
+
+
+def reasoner_named(name: str) -> Reasoner:
+    if name == "runbook":
+        from opsgraph.agents.runbooks import RunbookReasoner
+
+        return RunbookReasoner()
+    raise UnknownBackend(f"unknown reasoning backend {name!r}; this version offers 'runbook'")

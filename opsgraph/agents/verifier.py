@@ -1,0 +1,75 @@
+"""Verifier node: re-probe until the resource is healthy and stays so, or the deadline passes.
+
+A single healthy probe is not recovery: the resource must stay healthy for the
+settle window. On failure the graph loops back to the diagnostician with what was
+seen (at most `max_retries` times), then escalates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.schemas import Health, Incident, Verification
+from opsgraph.graph.state import IncidentState, event
+from opsgraph.tools.inventory import Resource
+from opsgraph.tools.probes import probe
+
+
+def watch_recovery(resource: Resource, deadline_s: float, settle_s: float, interval_s: float) -> Verification:
+    deadline = time.monotonic() + deadline_s
+    healthy_since: float | None = None
+    checks = 0
+    while True:
+        snapshot = probe(resource)
+        checks += 1
+        if snapshot.health is Health.HEALTHY:
+            healthy_since = healthy_since or snapshot.taken_at
+            if snapshot.taken_at - healthy_since >= settle_s:
+                return Verification(
+                    healthy=True,
+                    recovered_at=healthy_since,
+                    snapshot=snapshot,
+                    checks=checks,
+                    detail=f"healthy for {settle_s:.1f} s over {checks} probes",
+                )
+        else:
+            healthy_since = None
+        if time.monotonic() >= deadline:
+            return Verification(
+                healthy=False,
+                snapshot=snapshot,
+                checks=checks,
+                detail=f"not healthy for {settle_s:.1f} s within {deadline_s:.0f} s: {'; '.join(snapshot.reasons)}",
+            )
+        time.sleep(interval_s)
+
+
+def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal["diagnostician", "report"]]:
+    ctx = context_of(runtime.context)
+    incident = Incident.model_validate(state["incident"])
+    resource = ctx.inventory.get(incident.resource)
+    result = watch_recovery(resource, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s)
+    update = {
+        "verification": result.model_dump(mode="json"),
+        "timeline": [event("verifier", result.detail, time.time())],
+    }
+    if result.healthy:
+        return Command(goto="report", update={**update, "outcome": "resolved", "outcome_detail": result.detail})
+    attempt = state.get("attempt", 0) + 1
+    if attempt <= ctx.max_retries:
+        feedback = f"after plan {state['plan_no']} the resource is still unhealthy: {result.detail}"
+        return Command(goto="diagnostician", update={**update, "attempt": attempt, "feedback": feedback})
+    return Command(
+        goto="report",
+        update={
+            **update,
+            "attempt": attempt,
+            "outcome": "escalated",
+            "outcome_detail": f"still unhealthy after {attempt} attempts: {result.detail}",
+        },
+    )

@@ -1,0 +1,1 @@
+"""The incident state machine: state, schemas, policy, ledger, wiring, runtime and CLI."""

@@ -1,0 +1,193 @@
+"""The `opsgraph` command line: run the local stack, scan, inject faults, fix, and look back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opsgraph.graph.console import err, out, scan_table, show_node, show_report, terminal_approver
+from opsgraph.graph.context import Context
+from opsgraph.graph.fixing import fix_all, scan, summary
+from opsgraph.graph.ledger import Ledger
+from opsgraph.graph.policy import ApprovalMode
+from opsgraph.tools.environments.local import LocalStack
+from opsgraph.tools.faults import fill_redis_memory
+from opsgraph.tools.inventory import Inventory, InventoryError, ResourceKind, load_inventory
+
+app = typer.Typer(help="OpsGraph: an autonomous on-call SRE.", no_args_is_help=True, add_completion=False)
+incidents_app = typer.Typer(help="List and show incidents from the ledger.", no_args_is_help=False)
+app.add_typer(incidents_app, name="incidents")
+
+SCENARIOS = ["redis-memory-pressure"]
+
+InventoryOption = Annotated[
+    Path, typer.Option("--inventory", "-i", envvar="OPSGRAPH_INVENTORY", help="Inventory file.")
+]
+StateOption = Annotated[
+    Path, typer.Option("--state-dir", envvar="OPSGRAPH_HOME", help="Ledger, checkpoints and local servers.")
+]
+ApprovalOption = Annotated[
+    ApprovalMode, typer.Option("--approval", help="Which steps wait for a human: risky, all or none.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per incident on stdout.")]
+ApproverOption = Annotated[str | None, typer.Option("--approver", help="Name recorded with approvals.")]
+
+
+def _inventory(path: Path) -> Inventory:
+    try:
+        return load_inventory(path)
+    except InventoryError as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+
+
+def _stack(inventory: Path, state_dir: Path) -> LocalStack:
+    return LocalStack(state_dir, _inventory(inventory))
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def up(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
+    """Start the local stack (real redis-server, PostgreSQL and nginx) described by the inventory."""
+    for status in _stack(inventory, state_dir).up(progress=err.print):
+        err.print(f"  {status.name}: {'running' if status.running else 'NOT running'} on port {status.port}")
+
+
+@app.command()
+def down(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
+    """Stop every local server started by `up`."""
+    _stack(inventory, state_dir).down(progress=err.print)
+
+
+@app.command()
+def status(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
+    """Show the local servers: pid, port, running."""
+    for item in _stack(inventory, state_dir).status():
+        state = "[green]running[/]" if item.running else "[red]stopped[/]"
+        out.print(f"{item.name:<16} {item.kind:<9} port {item.port:<6} pid {item.pid or '-':<8} {state}")
+
+
+@app.command("scan")
+def scan_command(inventory: InventoryOption = Path("opsgraph.yaml")) -> None:
+    """Probe every resource once and print a health table."""
+    out.print(scan_table(scan(_inventory(inventory))))
+
+
+def _redis_target(inventory: Inventory, name: str | None) -> str:
+    if name:
+        return name
+    for resource in inventory.resources:
+        if resource.kind is ResourceKind.REDIS:
+            return resource.name
+    err.print("[red]the inventory has no redis resource to inject into[/]")
+    raise typer.Exit(2)
+
+
+def _inject(scenario: str, inventory: Inventory, resource: str | None) -> dict[str, Any]:
+    if scenario != "redis-memory-pressure":
+        err.print(f"[red]unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}[/]")
+        raise typer.Exit(2)
+    return fill_redis_memory(inventory.get(_redis_target(inventory, resource)))
+
+
+@app.command()
+def inject(
+    scenario: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCENARIOS)}")],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+) -> None:
+    """Inject a real fault (e.g. fill Redis to >= 95 % of maxmemory through the real client)."""
+    result = _inject(scenario, _inventory(inventory), resource)
+    err.print(f"injected {scenario}: {json.dumps(result)}")
+
+
+def _run_fix(
+    inventory: Path,
+    state_dir: Path,
+    approval: ApprovalMode,
+    as_json: bool,
+    approver: str | None,
+    fault_started_at: float | None = None,
+) -> list[dict[str, Any]]:
+    _inventory(inventory)  # fail early and clearly on a bad file
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    results = fix_all(context, terminal_approver(approver), show_node, fault_started_at)
+    summaries = [summary(result) for result in results]
+    for record in summaries:
+        if as_json:
+            print(json.dumps(record, default=str), flush=True)
+        elif "fingerprint" in record:  # a full incident report
+            show_report(record)
+        else:
+            out.print(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}")
+    if not summaries:
+        err.print("every resource is healthy: nothing to fix")
+    return summaries
+
+
+@app.command()
+def fix(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    as_json: JsonOption = False,
+    approver: ApproverOption = None,
+) -> None:
+    """Scan, then run one incident graph per unhealthy resource (asking here before risky steps)."""
+    _run_fix(inventory, state_dir, approval, as_json, approver)
+
+
+@app.command()
+def demo(
+    scenario: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCENARIOS)}")],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    as_json: JsonOption = False,
+    approver: ApproverOption = None,
+) -> None:
+    """Bring up the local stack, inject the fault, and fix it: detect → diagnose → approve → fix → verify."""
+    stack = _stack(inventory, state_dir)
+    err.print("[bold]1/3 local stack[/]")
+    stack.up(progress=err.print)
+    err.print(f"[bold]2/3 injecting {scenario}[/]")
+    started = time.time()
+    err.print(f"  {json.dumps(_inject(scenario, _inventory(inventory), None))}")
+    err.print("[bold]3/3 fixing[/]")
+    records = _run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=started)
+    if not any(record["resolved"] for record in records):
+        raise typer.Exit(1)
+
+
+@incidents_app.callback(invoke_without_command=True)
+def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph")) -> None:
+    """List recent incidents."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for row in Ledger(state_dir / "ledger.sqlite").incidents():
+        opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["opened_at"]))
+        out.print(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph")) -> None:
+    """Show one incident's full record (report, approvals, actions) as JSON."""
+    ledger = Ledger(state_dir / "ledger.sqlite")
+    record = ledger.incident(incident_id)
+    if record is None:
+        err.print(f"[red]no incident {incident_id!r} in {ledger.path}[/]")
+        raise typer.Exit(1)
+    record["approvals"] = ledger.approvals(incident_id)
+    record["actions"] = ledger.actions(incident_id)
+    out.print_json(json.dumps(record, default=str))

@@ -1,0 +1,88 @@
+"""Run-time configuration of the incident graph, passed per run (never checkpointed).
+
+Every field falls back to an environment variable so that the CLI, tests and the
+LangGraph server (which builds the context from JSON) all configure the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from opsgraph.graph.ledger import Ledger
+from opsgraph.graph.policy import ApprovalMode
+from opsgraph.tools.inventory import Inventory, load_inventory
+from opsgraph.tools.spec import ToolContext
+
+if TYPE_CHECKING:
+    from opsgraph.agents.reasoning import Reasoner
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(kw_only=True)
+class Context:
+    inventory_path: str = field(
+        default_factory=lambda: _env("OPSGRAPH_INVENTORY", "opsgraph.yaml"),
+        metadata={"description": "Inventory file listing the resources in scope (env OPSGRAPH_INVENTORY)."},
+    )
+    state_dir: str = field(
+        default_factory=lambda: _env("OPSGRAPH_HOME", ".opsgraph"),
+        metadata={"description": "Folder for the ledger, checkpoints and local servers (env OPSGRAPH_HOME)."},
+    )
+    approval: str = field(
+        default_factory=lambda: _env("OPSGRAPH_APPROVAL", ApprovalMode.RISKY.value),
+        metadata={"description": "Which steps wait for a human: risky, all or none (env OPSGRAPH_APPROVAL)."},
+    )
+    reasoning: str = field(
+        default_factory=lambda: _env("OPSGRAPH_REASONING", "runbook"),
+        metadata={"description": "Reasoning backend; 'runbook' is the embedded, rule-based one."},
+    )
+    verify_deadline_s: float = field(
+        default=30.0, metadata={"description": "How long the verifier waits for recovery before giving up."}
+    )
+    settle_s: float = field(
+        default=1.0, metadata={"description": "How long the resource must stay healthy to count as recovered."}
+    )
+    probe_interval_s: float = field(default=0.2, metadata={"description": "Pause between verifier probes."})
+    max_retries: int = field(default=2, metadata={"description": "Re-plans after a failed verification."})
+    tool_timeout_s: float = field(default=20.0, metadata={"description": "Upper bound on one tool call."})
+    # Typed loosely so the LangGraph server can still render this schema as JSON.
+    reasoner: object | None = field(
+        default=None, metadata={"description": "A Reasoner object overriding `reasoning` (embedding, tests)."}
+    )
+
+    @property
+    def approval_mode(self) -> ApprovalMode:
+        try:
+            return ApprovalMode(self.approval)
+        except ValueError:
+            raise ValueError(f"approval must be one of risky, all, none (got {self.approval!r})") from None
+
+    def reasoning_backend(self) -> Reasoner:
+        """The Reasoner given directly, else the one named by `reasoning`."""
+        from opsgraph.agents.reasoning import reasoner_named
+
+        return cast("Reasoner", self.reasoner) if self.reasoner is not None else reasoner_named(self.reasoning)
+
+    @cached_property
+    def inventory(self) -> Inventory:
+        return load_inventory(Path(self.inventory_path))
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(Path(self.state_dir) / "ledger.sqlite")
+
+    @property
+    def tools(self) -> ToolContext:
+        return ToolContext(inventory=self.inventory, state_dir=Path(self.state_dir))
+
+
+def context_of(context: Context | None) -> Context:
+    """Runs started without a context (e.g. from Studio) get the environment defaults."""
+    return context if context is not None else Context()

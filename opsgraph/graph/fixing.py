@@ -1,0 +1,68 @@
+"""Scan the inventory and run one incident graph per unhealthy resource.
+
+Shared by `opsgraph fix`, `opsgraph demo`, the tests and the benchmarks, so they all
+exercise the same path. Approvals come from an `Approver` callback: the terminal
+prompt, a scripted answer, or nobody (the incident stays paused, checkpointed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opsgraph.agents.detector import new_incident_id
+from opsgraph.graph.context import Context
+from opsgraph.graph.runtime import NodeListener, RunResult, incident_graph, resume_incident, start_incident
+from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.tools.inventory import Inventory
+from opsgraph.tools.probes import probe
+
+# Given an approval request, return the operator's answer, or None to leave it pending.
+Approver = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def scan(inventory: Inventory) -> list[Snapshot]:
+    return [probe(resource) for resource in inventory.resources]
+
+
+def fix_all(
+    context: Context,
+    approver: Approver,
+    on_node: NodeListener | None = None,
+    fault_started_at: float | None = None,
+) -> list[RunResult]:
+    """One graph run per unhealthy resource; each run ends, or pauses when nobody answers."""
+    results = []
+    with incident_graph(Path(context.state_dir)) as graph:
+        for snapshot in scan(context.inventory):
+            if snapshot.health is Health.HEALTHY:
+                continue
+            incident_id = new_incident_id(snapshot.resource)
+            result = start_incident(graph, context, snapshot.resource, incident_id, fault_started_at, on_node)
+            while result.pending is not None:
+                answer = approver(result.pending)
+                if answer is None:
+                    break
+                result = resume_incident(graph, context, incident_id, answer, on_node)
+            results.append(result)
+    return results
+
+
+def summary(result: RunResult) -> dict[str, Any]:
+    """The scriptable one-line record of an incident run (the `--json` contract)."""
+    if result.report is not None:
+        return {key: value for key, value in result.report.items() if key != "timeline"}
+    values = result.values
+    return {
+        "incident_id": result.incident_id,
+        "resource": values.get("resource"),
+        "resolved": False,
+        "outcome": "awaiting_approval" if result.pending is not None else values.get("outcome"),
+        "outcome_detail": values.get("outcome_detail"),
+        "mttd_s": None,
+        "mttr_s": None,
+        "root_cause": (values.get("diagnosis") or {}).get("root_cause"),
+        "actions": [{"tool": a["tool"], "args": a["args"], "status": a["status"]} for a in values.get("actions", [])],
+        "pending_approval": result.pending,
+    }

@@ -1,0 +1,246 @@
+"""The audit ledger (SQLite): incidents, plans, approvals and actions, append-mostly.
+
+Separate from the LangGraph checkpoints on purpose. Checkpoints say where a graph
+is; the ledger says what was done to real infrastructure. The executor writes an
+`intent` row before a step and a `result` row after it, keyed by incident + plan +
+step, so a crash and resume never repeats a completed action.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from opsgraph.graph.schemas import ActionRecord, Approval, Incident, Plan, ReviewedStep
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    incident_id TEXT PRIMARY KEY,
+    resource TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    symptom TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_at REAL,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS incidents_by_fingerprint ON incidents (fingerprint, status);
+CREATE TABLE IF NOT EXISTS plans (
+    incident_id TEXT NOT NULL,
+    plan_no INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    reviewed TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (incident_id, plan_no)
+);
+CREATE TABLE IF NOT EXISTS approvals (
+    incident_id TEXT NOT NULL,
+    plan_no INTEGER NOT NULL,
+    step_index INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    comment TEXT,
+    decided_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    idempotency_key TEXT NOT NULL,
+    phase TEXT NOT NULL CHECK (phase IN ('intent', 'result')),
+    incident_id TEXT NOT NULL,
+    plan_no INTEGER NOT NULL,
+    step_index INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT,
+    record TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (idempotency_key, phase)
+);
+"""
+
+OPEN_STATUSES = ("open", "awaiting_approval")
+
+
+def action_key(incident_id: str, plan_no: int, step_index: int) -> str:
+    return f"{incident_id}/plan-{plan_no}/step-{step_index}"
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Ledger:
+    """One SQLite file; a short-lived connection per operation so several processes can share it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    # incidents -----------------------------------------------------------
+    def open_incident(self, incident: Incident) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO incidents (incident_id, resource, fingerprint, symptom, status, opened_at)"
+                " VALUES (?, ?, ?, ?, 'open', ?)",
+                (incident.incident_id, incident.resource, incident.fingerprint, incident.symptom, incident.detected_at),
+            )
+
+    def open_incident_for(self, fingerprint: str) -> str | None:
+        """The id of a still-open incident with this fingerprint, if any (de-duplication)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT incident_id FROM incidents WHERE fingerprint = ? AND status IN (?, ?)"
+                " ORDER BY opened_at DESC LIMIT 1",
+                (fingerprint, *OPEN_STATUSES),
+            ).fetchone()
+        return row["incident_id"] if row else None
+
+    def set_status(self, incident_id: str, status: str) -> None:
+        with self._connect() as conn:
+            conn.execute("UPDATE incidents SET status = ? WHERE incident_id = ?", (status, incident_id))
+
+    def close_incident(self, incident_id: str, status: str, report: dict[str, Any]) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE incidents SET status = ?, closed_at = ?, report = ? WHERE incident_id = ?",
+                (status, time.time(), _json(report), incident_id),
+            )
+
+    def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT incident_id, resource, symptom, status, opened_at, closed_at FROM incidents"
+                " ORDER BY opened_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM incidents WHERE incident_id = ?", (incident_id,)).fetchone()
+        if row is None:
+            return None
+        record = dict(row)
+        record["report"] = json.loads(record["report"]) if record["report"] else None
+        return record
+
+    # plans and approvals -------------------------------------------------
+    def record_plan(self, incident_id: str, plan_no: int, plan: Plan, reviewed: list[ReviewedStep]) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO plans (incident_id, plan_no, plan, reviewed, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (incident_id, plan_no, _json(plan), _json([r.model_dump(mode="json") for r in reviewed]), time.time()),
+            )
+
+    def record_approval(self, incident_id: str, plan_no: int, step: ReviewedStep, approval: Approval) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO approvals (incident_id, plan_no, step_index, tool, args, digest, decision, decided_by,"
+                " comment, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident_id,
+                    plan_no,
+                    step.index,
+                    step.step.tool,
+                    _json(step.step.args),
+                    step.digest,
+                    approval.decision,
+                    approval.by,
+                    approval.comment,
+                    approval.at,
+                ),
+            )
+
+    def approved_digest(self, incident_id: str, plan_no: int, step_index: int) -> str | None:
+        """The digest of the exact step a human approved, or None if nobody approved it."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT digest FROM approvals WHERE incident_id = ? AND plan_no = ? AND step_index = ?"
+                " AND decision = 'approve' ORDER BY decided_at DESC LIMIT 1",
+                (incident_id, plan_no, step_index),
+            ).fetchone()
+        return row["digest"] if row else None
+
+    def approvals(self, incident_id: str) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM approvals WHERE incident_id = ? ORDER BY decided_at", (incident_id,)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    # actions -------------------------------------------------------------
+    def record_intent(
+        self, key: str, incident_id: str, plan_no: int, index: int, tool: str, args: dict[str, Any]
+    ) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO actions"
+                " (idempotency_key, phase, incident_id, plan_no, step_index, tool, args, at)"
+                " VALUES (?, 'intent', ?, ?, ?, ?, ?, ?)",
+                (key, incident_id, plan_no, index, tool, _json(args), time.time()),
+            )
+
+    def record_result(self, key: str, incident_id: str, plan_no: int, record: ActionRecord) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO actions (idempotency_key, phase, incident_id, plan_no, step_index, tool, args, status,"
+                " record, at) VALUES (?, 'result', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    incident_id,
+                    plan_no,
+                    record.index,
+                    record.tool,
+                    _json(record.args),
+                    record.status,
+                    _json(record),
+                    time.time(),
+                ),
+            )
+
+    def result_for(self, key: str) -> ActionRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT record FROM actions WHERE idempotency_key = ? AND phase = 'result'", (key,)
+            ).fetchone()
+        return ActionRecord.model_validate_json(row["record"]) if row else None
+
+    def has_intent(self, key: str) -> bool:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM actions WHERE idempotency_key = ? AND phase = 'intent'", (key,)
+            ).fetchone()
+        return row is not None
+
+    def actions(self, incident_id: str) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT idempotency_key, phase, tool, args, status, at FROM actions WHERE incident_id = ? ORDER BY at",
+                (incident_id,),
+            ).fetchall()
+        return [dict(row) for row in rows]

@@ -1,0 +1,53 @@
+"""The incident record: what happened, what was done, and how fast.
+
+MTTD is fault start (known for injections, else first unhealthy probe) → incident
+opened; MTTR is incident opened → first probe of the healthy window that held.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opsgraph.graph.schemas import ActionRecord, Diagnosis, Incident, Snapshot, Verification
+from opsgraph.graph.state import IncidentState
+
+
+def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[str, Any]:
+    incident = Incident.model_validate(state["incident"])
+    before = Snapshot.model_validate(state["snapshot_before"])
+    verification = Verification.model_validate(state["verification"]) if "verification" in state else None
+    diagnosis = Diagnosis.model_validate(state["diagnosis"]) if "diagnosis" in state else None
+    actions = [ActionRecord.model_validate(a) for a in state.get("actions", [])]
+    resolved = state.get("outcome") == "resolved"
+    recovered_at = verification.recovered_at if verification else None
+    return {
+        "incident_id": incident.incident_id,
+        "resource": incident.resource,
+        "symptom": incident.symptom,
+        "fingerprint": incident.fingerprint,
+        "resolved": resolved,
+        "outcome": state.get("outcome"),
+        "outcome_detail": state.get("outcome_detail"),
+        "mttd_s": round(incident.detected_at - incident.fault_started_at, 3),
+        "mttr_s": round(recovered_at - incident.detected_at, 3) if resolved and recovered_at else None,
+        "root_cause": diagnosis.root_cause if diagnosis else None,
+        "diagnosis": diagnosis.model_dump(mode="json") if diagnosis else None,
+        "actions": [{"tool": a.tool, "args": a.args, "status": a.status, "error": a.error} for a in actions],
+        "approvals": [
+            {
+                "tool": a["tool"],
+                "args": json.loads(a["args"]),
+                "decision": a["decision"],
+                "by": a["decided_by"],
+                "at": a["decided_at"],
+            }
+            for a in approvals
+        ],
+        "attempts": state.get("attempt", 0) + 1,
+        "metrics_before": before.metrics,
+        "metrics_after": verification.snapshot.metrics if verification else None,
+        "reasoning_backend": diagnosis.backend if diagnosis else None,
+        "tokens": {"input": 0, "output": 0},  # the runbook backend uses no model
+        "timeline": state.get("timeline", []),
+    }

@@ -1,0 +1,42 @@
+"""The incident graph's state: one thread per incident, JSON values only.
+
+Records are stored as plain dicts (the `schemas` models dumped to JSON) so that
+checkpoints stay readable in LangGraph Studio and through the SDK, and so that
+restoring a checkpoint never needs to unpickle our classes. Nodes turn them back
+into models with `model_validate` at their boundary.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class IncidentInput(TypedDict, total=False):
+    """What starts a thread: the resource to look at (from a scan, an alert or Studio)."""
+
+    resource: str
+    incident_id: str  # chosen by the caller so that thread id == incident id; generated if absent
+    fault_started_at: float  # when the fault began, if the caller knows (an injection)
+
+
+class IncidentState(IncidentInput, total=False):
+    incident: dict[str, Any]  # schemas.Incident
+    snapshot_before: dict[str, Any]  # schemas.Snapshot
+    diagnosis: dict[str, Any]  # schemas.Diagnosis
+    plan: dict[str, Any]  # schemas.Plan
+    plan_no: int
+    reviewed: list[dict[str, Any]]  # schemas.ReviewedStep, replaced for each plan
+    actions: Annotated[list[dict[str, Any]], operator.add]  # schemas.ActionRecord, append-only
+    verification: dict[str, Any]  # schemas.Verification
+    attempt: int
+    feedback: str | None
+    timeline: Annotated[list[dict[str, Any]], operator.add]  # {"at", "node", "event"}, append-only
+    outcome: str  # healthy | duplicate | resolved | escalated | rejected
+    outcome_detail: str
+    report: dict[str, Any]
+
+
+def event(node: str, text: str, at: float) -> dict[str, Any]:
+    """One timeline entry."""
+    return {"at": at, "node": node, "event": text}

@@ -1,0 +1,1 @@
+"""Everything that touches infrastructure: inventory, probes, the tool catalogue, environments."""

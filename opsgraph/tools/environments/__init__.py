@@ -1,0 +1,42 @@
+"""Where resources run, and the lifecycle operations that depend on it.
+
+`local` (supervised processes on loopback ports) is the embedded default; `docker`
+and `gcp` arrive with their own issues and fail clearly until then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from opsgraph.tools.inventory import Environment, Inventory, Resource
+
+
+class ServerStatus(Protocol):
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def running(self) -> bool: ...
+
+
+class Lifecycle(Protocol):
+    """Operations whose implementation depends on where a resource runs."""
+
+    def restart(self, resource_name: str) -> ServerStatus: ...
+    def log_tail(self, resource_name: str, lines: int = 50) -> list[str]: ...
+
+
+class UnsupportedEnvironment(RuntimeError):
+    """The resource lives in an environment this build cannot operate yet."""
+
+
+def lifecycle_for(resource: Resource, inventory: Inventory, state_dir: Path) -> Lifecycle:
+    """The lifecycle implementation for the environment this resource runs in."""
+    if resource.environment is Environment.LOCAL:
+        from opsgraph.tools.environments.local import LocalStack
+
+        return LocalStack(state_dir, inventory)
+    raise UnsupportedEnvironment(
+        f"resource {resource.name!r} runs in the {resource.environment} environment, "
+        "which has no lifecycle operations in this version (only 'local')"
+    )

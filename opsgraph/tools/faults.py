@@ -1,0 +1,43 @@
+"""Fault injection through real clients, for demos, tests and evals.
+
+Each injector produces the real symptom (not a flag): memory pressure is real data
+written into Redis until the probe sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from opsgraph.tools.inventory import Resource
+from opsgraph.tools.redis_tools import MB, redis_client
+from opsgraph.tools.spec import ToolError
+
+BALLAST_PREFIX = "opsgraph:fault:ballast:"
+
+
+def fill_redis_memory(resource: Resource, target_pct: float = 97.0) -> dict[str, Any]:
+    """Write ballast keys until used_memory reaches target_pct of maxmemory (or writes hit OOM)."""
+    client = redis_client(resource, timeout_s=5.0)
+    maxmemory = int(client.config_get("maxmemory").get("maxmemory") or 0)
+    if maxmemory == 0:
+        raise ToolError(f"{resource.name} has no maxmemory set; memory pressure needs a limit to press against")
+    target = maxmemory * target_pct / 100
+    written = 0
+    while (used := int(client.info("memory")["used_memory"])) < target:
+        # Big values while far from the target, small ones near it, so we land just above it.
+        size = int(min(256 * 1024, max(4 * 1024, (target - used) / 4)))
+        try:
+            client.set(f"{BALLAST_PREFIX}{written}", b"x" * size)
+        except redis.ResponseError as error:
+            if "OOM" in str(error):
+                break
+            raise
+        written += 1
+    return {
+        "keys_written": written,
+        "used_memory_mb": round(used / MB, 2),
+        "maxmemory_mb": round(maxmemory / MB, 2),
+        "used_pct": round(100 * used / maxmemory, 2),
+    }

@@ -1,0 +1,150 @@
+"""The inventory (`opsgraph.yaml`): which resources OpsGraph watches and how to reach them.
+
+Parsed with Pydantic so that a malformed file is rejected with the path of the
+offending field (``resources[0].connection.port: ...``) instead of failing later
+inside a probe or, worse, inside a fix.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opsgraph.tools.risk import Risk
+
+
+class InventoryError(ValueError):
+    """The inventory file is missing, unreadable or does not match the schema."""
+
+
+class ResourceKind(StrEnum):
+    REDIS = "redis"
+    POSTGRES = "postgres"
+    NGINX = "nginx"
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    DOCKER = "docker"
+    GCP = "gcp"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are typos until proven otherwise: reject them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connection(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)]
+    user: str | None = None
+    database: str | None = None
+    # Secrets are never written in the inventory: it names the variable that holds them.
+    password_env: str | None = None
+
+    def password(self) -> str | None:
+        """The secret, read from the environment at the moment it is needed."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class Band(_Strict):
+    """A metric is DEGRADED at or above `degraded` and FAILED at or above `failed`."""
+
+    degraded: float
+    failed: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.failed < self.degraded:
+            raise ValueError(f"failed ({self.failed}) must be >= degraded ({self.degraded})")
+        return self
+
+
+class Thresholds(_Strict):
+    memory_used_pct: Band = Band(degraded=85, failed=95)
+    clients_used_pct: Band = Band(degraded=80, failed=95)
+    connections_used_pct: Band = Band(degraded=80, failed=95)
+
+
+class LocalSettings(_Strict):
+    """How the local environment starts this resource (ignored elsewhere)."""
+
+    maxmemory_mb: Annotated[int, Field(ge=1)] = 64
+    max_connections: Annotated[int, Field(ge=5)] = 100
+
+
+class ResourcePolicy(_Strict):
+    """Hard limits that hold whatever the approval setting and whoever approves."""
+
+    max_risk: Risk = Risk.DISRUPTIVE
+    max_memory_mb: Annotated[int, Field(ge=1)] = 1024
+
+
+class Resource(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    kind: ResourceKind
+    environment: Environment = Environment.LOCAL
+    connection: Connection
+    thresholds: Thresholds = Thresholds()
+    local: LocalSettings = LocalSettings()
+    policy: ResourcePolicy = ResourcePolicy()
+
+
+class Inventory(_Strict):
+    version: Literal[1] = 1
+    resources: list[Resource]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Inventory:
+        seen: set[str] = set()
+        for resource in self.resources:
+            if resource.name in seen:
+                raise ValueError(f"resource name {resource.name!r} appears twice")
+            seen.add(resource.name)
+        return self
+
+    def get(self, name: str) -> Resource:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise KeyError(f"no resource named {name!r} in the inventory")
+
+    def has(self, name: str) -> bool:
+        return any(resource.name == name for resource in self.resources)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ""
+        for part in item["loc"]:
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        lines.append(f"  {where or '(top level)'}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_inventory(data: object, source: str = "<inventory>") -> Inventory:
+    """Validate already-loaded YAML/JSON data; errors name the file and the field."""
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as error:
+        raise InventoryError(f"{source} is not a valid inventory:\n{_format_errors(error)}") from None
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate an inventory file."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise InventoryError(f"cannot read inventory {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InventoryError(f"{path} is not valid YAML: {error}") from None
+    return parse_inventory(data, str(path))

@@ -1,0 +1,25 @@
+"""Probes: look at a resource once and grade it HEALTHY / DEGRADED / FAILED by its thresholds.
+
+Deterministic code, no model: the detector and the verifier both trust these verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from opsgraph.graph.schemas import Snapshot
+from opsgraph.tools.inventory import Resource, ResourceKind
+from opsgraph.tools.probes.nginx_probe import probe_nginx
+from opsgraph.tools.probes.postgres_probe import probe_postgres
+from opsgraph.tools.probes.redis_probe import probe_redis
+
+_PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
+    ResourceKind.REDIS: probe_redis,
+    ResourceKind.POSTGRES: probe_postgres,
+    ResourceKind.NGINX: probe_nginx,
+}
+
+
+def probe(resource: Resource) -> Snapshot:
+    """Probe one resource; an unreachable resource is a FAILED snapshot, not an exception."""
+    return _PROBES[resource.kind](resource)

@@ -1,0 +1,34 @@
+"""Shared grading: turn a measured percentage into a health verdict by an inventory band."""
+
+from __future__ import annotations
+
+import time
+
+from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.tools.inventory import Band, Resource
+
+
+def grade(value: float, band: Band) -> Health:
+    if value >= band.failed:
+        return Health.FAILED
+    if value >= band.degraded:
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+def worst(healths: list[Health]) -> Health:
+    order = [Health.HEALTHY, Health.DEGRADED, Health.FAILED]
+    return max(healths, key=order.index, default=Health.HEALTHY)
+
+
+def unreachable(resource: Resource, error: Exception) -> Snapshot:
+    """The snapshot of a resource that did not answer at all."""
+    where = f"{resource.connection.host}:{resource.connection.port}"
+    return Snapshot(
+        resource=resource.name,
+        kind=resource.kind,
+        health=Health.FAILED,
+        symptom=f"{resource.kind}_unreachable",
+        reasons=[f"{resource.kind} at {where} did not answer: {type(error).__name__}: {error}"],
+        taken_at=time.time(),
+    )

@@ -1,0 +1,64 @@
+"""What a tool is: a typed function with an argument model, a target kind and a risk class.
+
+Kept apart from the catalogue table so that tool modules can import these types
+without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsgraph.tools.environments import Lifecycle, lifecycle_for
+from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
+from opsgraph.tools.risk import Risk
+
+
+class ToolArgs(BaseModel):
+    """Every tool names the inventory resource it acts on; unknown arguments are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+    resource: str = Field(description="Name of the resource in the inventory")
+
+
+class ToolError(RuntimeError):
+    """An expected failure of a tool (bad target state, refused change): reported as data."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may reach: the inventory and the environments it describes."""
+
+    inventory: Inventory
+    state_dir: Path
+
+    def resource(self, name: str) -> Resource:
+        return self.inventory.get(name)
+
+    def lifecycle(self, resource: Resource) -> Lifecycle:
+        return lifecycle_for(resource, self.inventory, self.state_dir)
+
+
+ArgsT = TypeVar("ArgsT", bound=ToolArgs)
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[ArgsT]):
+    name: str
+    description: str
+    args_model: type[ArgsT]
+    target_kind: ResourceKind
+    risk: Risk
+    run: Callable[[ArgsT, ToolContext], dict[str, Any]]
+    idempotent: bool
+    undo: str | None = None
+    # Resource-specific limits (e.g. a memory ceiling) that hold even with approval.
+    check_limits: Callable[[ArgsT, Resource], str | None] | None = None
+
+    @property
+    def mutating(self) -> bool:
+        return self.risk is not Risk.READ
