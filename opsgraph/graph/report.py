@@ -44,7 +44,7 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
             }
             for a in approvals
         ],
-        "attempts": state.get("attempt", 0) + 1,
+        "attempts": state.get("plan_no", 0),  # plans tried
         "metrics_before": before.metrics,
         "metrics_after": verification.snapshot.metrics if verification else None,
         "reasoning_backend": diagnosis.backend if diagnosis else None,

@@ -1,0 +1,131 @@
+"""Incidents survive the process: resume from another process, and no action ever runs twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+from support import Stack, redis_resource, running_stack
+
+from opsgraph.agents.executor import executor
+from opsgraph.graph.policy import ApprovalMode, review_plan
+from opsgraph.graph.schemas import Health, Incident, PlanStep
+from opsgraph.graph.state import IncidentState
+from opsgraph.tools.faults import fill_redis_memory
+from opsgraph.tools.probes import probe
+
+RUN_IN_NEW_PROCESS = """
+import json, sys
+from pathlib import Path
+from opsgraph.graph.context import Context
+from opsgraph.graph.runtime import incident_graph, resume_incident, start_incident
+
+inventory, state_dir, command = sys.argv[1:4]
+context = Context(inventory_path=inventory, state_dir=state_dir, verify_deadline_s=10, settle_s=0.5,
+                  probe_interval_s=0.1)
+with incident_graph(Path(state_dir)) as graph:
+    if command == "start":
+        result = start_incident(graph, context, "cache", "inc-proc")
+    else:
+        result = resume_incident(graph, context, "inc-proc", json.loads(sys.argv[4]))
+print(json.dumps({"pending": result.pending, "report": result.report}))
+"""
+
+
+def _in_new_process(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", RUN_IN_NEW_PROCESS, str(stack.inventory_path), str(stack.state_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _result_rows(stack: Stack, incident_id: str) -> list[dict[str, object]]:
+    return [row for row in stack.context().ledger.actions(incident_id) if row["phase"] == "result"]
+
+
+def test_resume_from_a_new_process_runs_the_approved_action_once(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        fill_redis_memory(stack.inventory.get("cache"))
+
+        first = _in_new_process(stack, "start")
+        assert first.returncode == 0, first.stderr
+        pending = json.loads(first.stdout)["pending"]
+        assert pending is not None and pending["steps"][0]["tool"] == "redis_scale_memory"
+
+        answer = json.dumps({"decision": "approve", "by": "erin", "digests": [pending["steps"][0]["digest"]]})
+        second = _in_new_process(stack, "resume", answer)
+        assert second.returncode == 0, second.stderr
+        assert json.loads(second.stdout)["report"]["resolved"] is True
+        assert len(_result_rows(stack, "inc-proc")) == 1
+
+        third = _in_new_process(stack, "resume", answer)  # a late duplicate answer
+        assert third.returncode != 0
+        assert "not waiting for an approval" in third.stderr
+        assert len(_result_rows(stack, "inc-proc")) == 1
+        assert probe(stack.inventory.get("cache")).health is Health.HEALTHY
+
+
+def test_reexecuted_executor_does_not_repeat_a_completed_restart(tmp_path: Path) -> None:
+    """LangGraph re-runs a node that crashed before its checkpoint; the ledger stops the repeat."""
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        context = stack.context(approval=ApprovalMode.NONE.value)
+        step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
+        incident = Incident(
+            incident_id="inc-crash",
+            resource="cache",
+            kind="redis",
+            symptom="redis_unreachable",
+            fingerprint="cache:redis_unreachable",
+            severity=Health.FAILED,
+            fault_started_at=0,
+            detected_at=0,
+        )
+        reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
+        state: IncidentState = {
+            "incident": incident.model_dump(mode="json"),
+            "plan_no": 1,
+            "reviewed": [r.model_dump(mode="json") for r in reviewed],
+        }
+        pid_before = stack.local.status()[0].pid
+        first = executor(state, Runtime(context=context))
+        pid_after_first = stack.local.status()[0].pid
+        second = executor(state, Runtime(context=context))  # as if the first run's checkpoint was lost
+
+        assert pid_after_first != pid_before
+        assert stack.local.status()[0].pid == pid_after_first  # not restarted again
+        assert first["actions"] == second["actions"]
+        assert len(_result_rows(stack, "inc-crash")) == 1
+
+
+def test_started_but_unfinished_non_idempotent_step_is_not_repeated(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        context = stack.context(approval=ApprovalMode.NONE.value)
+        step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
+        reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
+        incident = Incident(
+            incident_id="inc-half",
+            resource="cache",
+            kind="redis",
+            symptom="redis_unreachable",
+            fingerprint="cache:redis_unreachable",
+            severity=Health.FAILED,
+            fault_started_at=0,
+            detected_at=0,
+        )
+        # A crash between the intent row and the tool's result: the restart may or may not have happened.
+        context.ledger.record_intent("inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args)
+        pid_before = stack.local.status()[0].pid
+        state: IncidentState = {
+            "incident": incident.model_dump(mode="json"),
+            "plan_no": 1,
+            "reviewed": [r.model_dump(mode="json") for r in reviewed],
+        }
+        result = executor(state, Runtime(context=context))
+        assert result["actions"][0]["status"] == "unknown"
+        assert stack.local.status()[0].pid == pid_before

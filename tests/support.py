@@ -1,0 +1,91 @@
+"""Helpers shared by tests: free ports, inventories on disk, a running local stack, scripted reasoning."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opsgraph.graph.context import Context
+from opsgraph.graph.schemas import Diagnosis, Incident, Plan, PlanStep, Snapshot
+from opsgraph.tools.environments.local import LocalStack
+from opsgraph.tools.inventory import Inventory, load_inventory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_resource(name: str = "cache", maxmemory_mb: int = 32, **policy: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "redis",
+        "environment": "local",
+        "connection": {"host": "127.0.0.1", "port": free_port()},
+        "local": {"maxmemory_mb": maxmemory_mb},
+        "policy": {"max_memory_mb": 256, **policy},
+    }
+
+
+@dataclass
+class Stack:
+    """A running local stack in a temporary state folder, with its inventory file."""
+
+    inventory_path: Path
+    state_dir: Path
+    inventory: Inventory
+    local: LocalStack
+
+    def context(self, **overrides: Any) -> Context:
+        settings: dict[str, Any] = {
+            "inventory_path": str(self.inventory_path),
+            "state_dir": str(self.state_dir),
+            "verify_deadline_s": 10.0,
+            "settle_s": 0.5,
+            "probe_interval_s": 0.1,
+        }
+        return Context(**{**settings, **overrides})
+
+
+@contextmanager
+def running_stack(folder: Path, resources: list[dict[str, Any]]) -> Iterator[Stack]:
+    inventory_path = folder / "opsgraph.yaml"
+    inventory_path.write_text(yaml.safe_dump({"version": 1, "resources": resources}))
+    state_dir = folder / "state"
+    inventory = load_inventory(inventory_path)
+    local = LocalStack(state_dir, inventory)
+    try:
+        local.up()
+        yield Stack(inventory_path, state_dir, inventory, local)
+    finally:
+        local.down()
+
+
+class ScriptedReasoner:
+    """A reasoning backend that proposes exactly the steps a test gives it (e.g. unsafe ones)."""
+
+    name = "scripted"
+
+    def __init__(self, steps: list[dict[str, Any]]) -> None:
+        self.steps = steps
+
+    def diagnose(self, incident: Incident, snapshot: Snapshot, read: Any, feedback: str | None) -> Diagnosis:
+        return Diagnosis(
+            root_cause="scripted",
+            symptom=incident.symptom,
+            evidence=snapshot.reasons,
+            confidence=0.5,
+            severity=incident.severity,
+            backend=self.name,
+        )
+
+    def plan(self, incident: Incident, diagnosis: Diagnosis, resource: Any, read: Any, feedback: str | None) -> Plan:
+        steps = [PlanStep(rationale="scripted", expected_effect="scripted", **step) for step in self.steps]
+        return Plan(steps=steps, summary="scripted plan", backend=self.name)
