@@ -43,7 +43,7 @@ def approval_request(incident_id: str, plan: Plan, asked: list[ReviewedStep], er
                 "index": r.index,
                 "tool": r.step.tool,
                 "args": r.step.args,
-                "risk": r.risk,
+                "risk": r.risk.value if r.risk else None,
                 "rationale": r.step.rationale,
                 "expected_effect": r.step.expected_effect,
                 "undo": r.step.undo,

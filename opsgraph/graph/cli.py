@@ -11,13 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from opsgraph.graph.console import err, out, scan_table, show_node, show_report, terminal_approver
-from opsgraph.graph.context import Context
-from opsgraph.graph.fixing import fix_all, scan, summary
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import Inventory, InventoryError, ResourceKind, load_inventory
+from opsgraph.tools.probes import probe_all
 
 app = typer.Typer(help="OpsGraph: an autonomous on-call SRE.", no_args_is_help=True, add_completion=False)
 incidents_app = typer.Typer(help="List and show incidents from the ledger.", no_args_is_help=False)
@@ -81,7 +80,7 @@ def status(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateO
 @app.command("scan")
 def scan_command(inventory: InventoryOption = Path("opsgraph.yaml")) -> None:
     """Probe every resource once and print a health table."""
-    out.print(scan_table(scan(_inventory(inventory))))
+    out.print(scan_table(probe_all(_inventory(inventory))))
 
 
 def _redis_target(inventory: Inventory, name: str | None) -> str:
@@ -120,6 +119,10 @@ def _run_fix(
     approver: str | None,
     fault_started_at: float | None = None,
 ) -> list[dict[str, Any]]:
+    # LangGraph takes seconds to import: only the commands that run graphs pay for it.
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.fixing import fix_all, summary
+
     _inventory(inventory)  # fail early and clearly on a bad file
     context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
     results = fix_all(context, terminal_approver(approver), show_node, fault_started_at)

@@ -14,16 +14,11 @@ from typing import Any
 from opsgraph.agents.detector import new_incident_id
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import NodeListener, RunResult, incident_graph, resume_incident, start_incident
-from opsgraph.graph.schemas import Health, Snapshot
-from opsgraph.tools.inventory import Inventory
-from opsgraph.tools.probes import probe
+from opsgraph.graph.schemas import Health
+from opsgraph.tools.probes import probe_all
 
 # Given an approval request, return the operator's answer, or None to leave it pending.
 Approver = Callable[[dict[str, Any]], dict[str, Any] | None]
-
-
-def scan(inventory: Inventory) -> list[Snapshot]:
-    return [probe(resource) for resource in inventory.resources]
 
 
 def fix_all(
@@ -35,7 +30,7 @@ def fix_all(
     """One graph run per unhealthy resource; each run ends, or pauses when nobody answers."""
     results = []
     with incident_graph(Path(context.state_dir)) as graph:
-        for snapshot in scan(context.inventory):
+        for snapshot in probe_all(context.inventory):
             if snapshot.health is Health.HEALTHY:
                 continue
             incident_id = new_incident_id(snapshot.resource)

@@ -9,7 +9,9 @@ into models with `model_validate` at their boundary.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict
 
 
 class IncidentInput(TypedDict, total=False):

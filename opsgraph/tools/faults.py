@@ -30,10 +30,8 @@ def fill_redis_memory(resource: Resource, target_pct: float = 97.0) -> dict[str,
         size = int(min(256 * 1024, max(4 * 1024, (target - used) / 4)))
         try:
             client.set(f"{BALLAST_PREFIX}{written}", b"x" * size)
-        except redis.ResponseError as error:
-            if "OOM" in str(error):
-                break
-            raise
+        except redis.exceptions.OutOfMemoryError:
+            break  # Redis now refuses writes: the pressure is as real as it gets
         written += 1
     return {
         "keys_written": written,

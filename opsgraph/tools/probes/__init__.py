@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsgraph.graph.schemas import Snapshot
-from opsgraph.tools.inventory import Resource, ResourceKind
+from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 from opsgraph.tools.probes.nginx_probe import probe_nginx
 from opsgraph.tools.probes.postgres_probe import probe_postgres
 from opsgraph.tools.probes.redis_probe import probe_redis
@@ -23,3 +23,7 @@ _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
 def probe(resource: Resource) -> Snapshot:
     """Probe one resource; an unreachable resource is a FAILED snapshot, not an exception."""
     return _PROBES[resource.kind](resource)
+
+
+def probe_all(inventory: Inventory) -> list[Snapshot]:
+    return [probe(resource) for resource in inventory.resources]

@@ -1,0 +1,5 @@
+"""`python -m opsgraph` runs the CLI (same as the `opsgraph` command)."""
+
+from opsgraph.graph.cli import app
+
+app()
