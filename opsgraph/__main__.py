@@ -1,5 +1,5 @@
 """`python -m opsgraph` runs the CLI (same as the `opsgraph` command)."""
 
-from opsgraph.graph.cli import app
+from opsgraph.graph.cli import run
 
-app()
+run()

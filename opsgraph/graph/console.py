@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opsgraph.graph.schemas import Snapshot
@@ -23,7 +24,7 @@ _HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "red"}
 
 def show_node(node: str, update: dict[str, Any]) -> None:
     for entry in update.get("timeline", []):
-        err.print(f"[bold cyan]{node:>13}[/] {entry['event']}", highlight=False, markup=True)
+        err.print(f"[bold cyan]{node:>13}[/] {escape(entry['event'])}", highlight=False)
 
 
 def scan_table(snapshots: list[Snapshot]) -> Table:
@@ -33,7 +34,7 @@ def scan_table(snapshots: list[Snapshot]) -> Table:
     for snap in snapshots:
         details = "; ".join(snap.reasons) or ", ".join(f"{k}={v}" for k, v in list(snap.metrics.items())[:3])
         style = _HEALTH_STYLE[snap.health]
-        table.add_row(snap.resource, snap.kind, f"[{style}]{snap.health}[/]", snap.symptom or "", details)
+        table.add_row(snap.resource, snap.kind, f"[{style}]{snap.health}[/]", snap.symptom or "", escape(details))
     return table
 
 
@@ -41,15 +42,16 @@ def terminal_approver(approver_name: str | None) -> Any:
     """An Approver that asks on the terminal (or reads piped answers from stdin)."""
 
     def ask(request: dict[str, Any]) -> dict[str, Any] | None:
-        err.print(f"\n[bold yellow]Approval needed[/] for incident {request['incident_id']}")
+        # Everything below may come from a reasoning backend: printed escaped, never as markup.
+        err.print(f"\n[bold yellow]Approval needed[/] for incident {escape(request['incident_id'])}")
         if request.get("error"):
-            err.print(f"[red]{request['error']}[/]")
-        err.print(request["question"])
+            err.print(f"[red]{escape(request['error'])}[/]")
+        err.print(escape(request["question"]))
         for step in request["steps"]:
-            err.print(f"  • [bold]{step['tool']}[/] {json.dumps(step['args'])}  risk={step['risk']}")
-            err.print(f"    why: {step['rationale']}\n    expect: {step['expected_effect']}")
+            err.print(f"  • [bold]{escape(step['tool'])}[/] {escape(json.dumps(step['args']))}  risk={step['risk']}")
+            err.print(f"    why: {escape(step['rationale'])}\n    expect: {escape(step['expected_effect'])}")
             if step.get("undo"):
-                err.print(f"    undo: {step['undo']}")
+                err.print(f"    undo: {escape(step['undo'])}")
         err.print("Approve? [y/N] ", end="")
         line = sys.stdin.readline()
         if not line:
@@ -67,13 +69,13 @@ def terminal_approver(approver_name: str | None) -> Any:
 
 def show_report(report: dict[str, Any]) -> None:
     status = "[green]RESOLVED[/]" if report["resolved"] else f"[red]{str(report.get('outcome')).upper()}[/]"
-    out.print(f"\n{status} {report['incident_id']} ({report.get('resource')})")
+    out.print(f"\n{status} {escape(report['incident_id'])} ({escape(str(report.get('resource')))})")
     if report.get("outcome_detail"):
-        out.print(f"  {report['outcome_detail']}")
+        out.print(f"  {escape(report['outcome_detail'])}")
     if report.get("root_cause"):
-        out.print(f"  root cause: {report['root_cause']}")
+        out.print(f"  root cause: {escape(report['root_cause'])}")
     for action in report.get("actions", []):
-        out.print(f"  action: {action['tool']} {json.dumps(action['args'])} -> {action['status']}")
+        out.print(f"  action: {escape(action['tool'])} {escape(json.dumps(action['args']))} -> {action['status']}")
     if report.get("mttd_s") is not None:
         out.print(f"  MTTD {report['mttd_s']:.2f} s", end="")
         out.print(f"   MTTR {report['mttr_s']:.2f} s" if report.get("mttr_s") is not None else "")

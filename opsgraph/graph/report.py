@@ -1,7 +1,8 @@
 """The incident record: what happened, what was done, and how fast.
 
 MTTD is fault start (known for injections, else first unhealthy probe) → incident
-opened; MTTR is incident opened → first probe of the healthy window that held.
+opened; MTTR is incident opened → first probe of the healthy window that held;
+`verified_after_s` adds the settle window (incident opened → recovery confirmed).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
         "outcome_detail": state.get("outcome_detail"),
         "mttd_s": round(incident.detected_at - incident.fault_started_at, 3),
         "mttr_s": round(recovered_at - incident.detected_at, 3) if resolved and recovered_at else None,
+        # MTTR plus the settle window: when OpsGraph was sure, not just when the resource recovered.
+        "verified_after_s": round(verification.snapshot.taken_at - incident.detected_at, 3) if verification else None,
         "root_cause": diagnosis.root_cause if diagnosis else None,
         "diagnosis": diagnosis.model_dump(mode="json") if diagnosis else None,
         "actions": [{"tool": a.tool, "args": a.args, "status": a.status, "error": a.error} for a in actions],

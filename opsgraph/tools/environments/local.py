@@ -558,10 +558,11 @@ class LocalStack:
     """Starts, inspects and stops the inventory's ``environment: local`` resources."""
 
     def __init__(self, state_dir: Path, inventory: Inventory, *, timeout: float = 30.0) -> None:
-        self.state_dir = state_dir
+        # Absolute: daemons change directory, so a relative log or pid path would break.
+        self.state_dir = state_dir.resolve()
         self.inventory = inventory
         self.timeout = timeout  # per server, for each of start and stop
-        self._root = state_dir / "local"
+        self._root = self.state_dir / "local"
 
     # ---- public API
 

@@ -1,0 +1,1 @@
+"""Benchmarks: time-to-detect and time-to-recover per scenario, reported as percentiles and ratios."""
