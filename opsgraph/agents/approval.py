@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.schemas import Approval, Plan, ReviewedStep, StepVerdict
-from opsgraph.graph.state import IncidentState, event
+from opsgraph.graph.state import IncidentState, conclude, event
 
 
 class OperatorAnswer(BaseModel):
@@ -77,25 +77,12 @@ def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     now = time.time()
 
     if not plan.steps:
-        return Command(
-            goto="report",
-            update={
-                "outcome": "escalated",
-                "outcome_detail": f"no plan: {plan.summary}",
-                "timeline": [event("approval", "nothing to approve: escalate", now)],
-            },
-        )
+        return Command(goto="report", update=conclude("escalated", f"no plan: {plan.summary}", "approval", now))
     refused = [r for r in reviewed if r.verdict is StepVerdict.REFUSE]
     if refused:
         reasons = "; ".join(f"step {r.index} {r.step.tool}: {r.reason}" for r in refused)
-        return Command(
-            goto="report",
-            update={
-                "outcome": "escalated",
-                "outcome_detail": f"policy refused the plan: {reasons}",
-                "timeline": [event("approval", f"policy refused: {reasons}", now)],
-            },
-        )
+        detail = f"policy refused the plan: {reasons}"
+        return Command(goto="report", update=conclude("escalated", detail, "approval", now))
     asked = [r for r in reviewed if r.verdict is StepVerdict.ASK]
     if not asked:
         return Command(
@@ -123,14 +110,8 @@ def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     for step in asked:
         ctx.ledger.record_approval(incident_id, state["plan_no"], step, decided)
     ctx.ledger.set_status(incident_id, "open")
-    note = event("approval", f"{parsed.decision} by {parsed.by}: " + ", ".join(r.step.tool for r in asked), decided.at)
     if parsed.decision == "reject":
-        return Command(
-            goto="report",
-            update={
-                "outcome": "rejected",
-                "outcome_detail": f"{parsed.by} rejected the plan: {parsed.comment or 'no comment'}",
-                "timeline": [note],
-            },
-        )
+        detail = f"{parsed.by} rejected the plan: {parsed.comment or 'no comment'}"
+        return Command(goto="report", update=conclude("rejected", detail, "approval", decided.at))
+    note = event("approval", f"approved by {parsed.by}: " + ", ".join(r.step.tool for r in asked), decided.at)
     return Command(goto="executor", update={"timeline": [note]})

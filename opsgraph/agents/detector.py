@@ -15,7 +15,7 @@ from langgraph.types import Command
 
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.schemas import Health, Incident
-from opsgraph.graph.state import IncidentState, event
+from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.probes import probe
 
 
@@ -35,28 +35,15 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     snapshot = probe(resource)
     now = time.time()
     if snapshot.health is Health.HEALTHY:
-        return Command(
-            goto="__end__",
-            update={
-                "snapshot_before": snapshot.model_dump(mode="json"),
-                "outcome": "healthy",
-                "outcome_detail": f"{resource.name} is healthy; nothing to do",
-                "timeline": [event("detector", f"{resource.name} healthy", now)],
-            },
-        )
+        update = conclude("healthy", f"{resource.name} is healthy; nothing to do", "detector", now)
+        return Command(goto="__end__", update={**update, "snapshot_before": snapshot.model_dump(mode="json")})
     assert snapshot.symptom is not None  # every unhealthy grade names its symptom
     incident_id = state.get("incident_id") or new_incident_id(resource.name)
     incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
     duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)
     if duplicate_of is not None and duplicate_of != incident_id:
-        return Command(
-            goto="__end__",
-            update={
-                "outcome": "duplicate",
-                "outcome_detail": f"incident {duplicate_of} is already open for {incident_fingerprint}",
-                "timeline": [event("detector", f"duplicate of {duplicate_of}", now)],
-            },
-        )
+        detail = f"incident {duplicate_of} is already open for {incident_fingerprint}"
+        return Command(goto="__end__", update=conclude("duplicate", detail, "detector", now))
     incident = Incident(
         incident_id=incident_id,
         resource=resource.name,

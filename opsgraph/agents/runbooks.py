@@ -32,14 +32,7 @@ def _diagnose_redis_memory(incident: Incident, snapshot: Snapshot, read: ReadToo
     facts = _redis_facts(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"redis_info failed: {facts['error']}"]
-        return Diagnosis(
-            root_cause="Redis is under memory pressure; details could not be read",
-            symptom=incident.symptom,
-            evidence=evidence,
-            confidence=0.5,
-            severity=incident.severity,
-            backend=BACKEND,
-        )
+        return _observed(incident, evidence, "Redis is under memory pressure; details could not be read", 0.5)
     used_mb = facts["used_memory"] / 2**20
     max_mb = facts["maxmemory"] / 2**20
     fragmentation = float(facts.get("mem_fragmentation_ratio") or 1.0)
@@ -114,12 +107,13 @@ def _plan_redis_memory(resource: Resource, read: ReadTool) -> Plan:
     return Plan(steps=steps, summary=f"raise maxmemory of {resource.name} to {wanted_mb} MiB", backend=BACKEND)
 
 
-def _diagnose_unreachable(incident: Incident, snapshot: Snapshot) -> Diagnosis:
+def _observed(incident: Incident, evidence: list[str], root_cause: str, confidence: float) -> Diagnosis:
+    """A diagnosis resting only on what the probe saw."""
     return Diagnosis(
-        root_cause=f"{incident.resource} does not answer: the server is down or hung",
+        root_cause=root_cause,
         symptom=incident.symptom,
-        evidence=snapshot.reasons,
-        confidence=0.7,
+        evidence=evidence,
+        confidence=confidence,
         severity=incident.severity,
         backend=BACKEND,
     )
@@ -134,15 +128,9 @@ class RunbookReasoner:
         if incident.symptom == "redis_memory_pressure":
             return _diagnose_redis_memory(incident, snapshot, read)
         if incident.symptom.endswith("_unreachable"):
-            return _diagnose_unreachable(incident, snapshot)
-        return Diagnosis(
-            root_cause=f"no runbook for {incident.symptom}",
-            symptom=incident.symptom,
-            evidence=snapshot.reasons,
-            confidence=0.0,
-            severity=incident.severity,
-            backend=BACKEND,
-        )
+            cause = f"{incident.resource} does not answer: the server is down or hung"
+            return _observed(incident, snapshot.reasons, cause, confidence=0.7)
+        return _observed(incident, snapshot.reasons, f"no runbook for {incident.symptom}", confidence=0.0)
 
     def plan(
         self, incident: Incident, diagnosis: Diagnosis, resource: Resource, read: ReadTool, feedback: str | None

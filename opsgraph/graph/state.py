@@ -42,3 +42,8 @@ class IncidentState(IncidentInput, total=False):
 def event(node: str, text: str, at: float) -> dict[str, Any]:
     """One timeline entry."""
     return {"at": at, "node": node, "event": text}
+
+
+def conclude(outcome: str, detail: str, node: str, at: float) -> dict[str, Any]:
+    """The state update that settles an incident's outcome (the report node writes it up)."""
+    return {"outcome": outcome, "outcome_detail": detail, "timeline": [event(node, f"{outcome}: {detail}", at)]}

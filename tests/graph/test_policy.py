@@ -3,7 +3,7 @@
 import pytest
 
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import PlanStep, StepVerdict
+from opsgraph.graph.schemas import PlanStep, ReviewedStep, StepVerdict
 from opsgraph.tools.inventory import parse_inventory
 
 INVENTORY = parse_inventory(
@@ -18,7 +18,9 @@ INVENTORY = parse_inventory(
 SCOPE = {"cache", "open-cache", "db"}
 
 
-def review(tool: str, args: dict[str, object], mode: ApprovalMode = ApprovalMode.RISKY, scope: set[str] = SCOPE):
+def review(
+    tool: str, args: dict[str, object], mode: ApprovalMode = ApprovalMode.RISKY, scope: set[str] = SCOPE
+) -> ReviewedStep:
     step = PlanStep(tool=tool, args=args, rationale="test", expected_effect="test")
     return review_step(0, step, INVENTORY, scope, mode)
 

@@ -71,27 +71,32 @@ def test_resume_from_a_new_process_runs_the_approved_action_once(tmp_path: Path)
         assert probe(stack.inventory.get("cache")).health is Health.HEALTHY
 
 
+def _restart_planned(stack: Stack, incident_id: str, step: PlanStep) -> IncidentState:
+    """Executor input for an incident whose reviewed plan is one unattended step."""
+    incident = Incident(
+        incident_id=incident_id,
+        resource="cache",
+        kind="redis",
+        symptom="redis_unreachable",
+        fingerprint="cache:redis_unreachable",
+        severity=Health.FAILED,
+        fault_started_at=0,
+        detected_at=0,
+    )
+    reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
+    return {
+        "incident": incident.model_dump(mode="json"),
+        "plan_no": 1,
+        "reviewed": [r.model_dump(mode="json") for r in reviewed],
+    }
+
+
 def test_reexecuted_executor_does_not_repeat_a_completed_restart(tmp_path: Path) -> None:
     """LangGraph re-runs a node that crashed before its checkpoint; the ledger stops the repeat."""
     with running_stack(tmp_path, [redis_resource()]) as stack:
         context = stack.context(approval=ApprovalMode.NONE.value)
         step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
-        incident = Incident(
-            incident_id="inc-crash",
-            resource="cache",
-            kind="redis",
-            symptom="redis_unreachable",
-            fingerprint="cache:redis_unreachable",
-            severity=Health.FAILED,
-            fault_started_at=0,
-            detected_at=0,
-        )
-        reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
-        state: IncidentState = {
-            "incident": incident.model_dump(mode="json"),
-            "plan_no": 1,
-            "reviewed": [r.model_dump(mode="json") for r in reviewed],
-        }
+        state = _restart_planned(stack, "inc-crash", step)
         pid_before = stack.local.status()[0].pid
         first = executor(state, Runtime(context=context))
         pid_after_first = stack.local.status()[0].pid
@@ -107,25 +112,10 @@ def test_started_but_unfinished_non_idempotent_step_is_not_repeated(tmp_path: Pa
     with running_stack(tmp_path, [redis_resource()]) as stack:
         context = stack.context(approval=ApprovalMode.NONE.value)
         step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
-        reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
-        incident = Incident(
-            incident_id="inc-half",
-            resource="cache",
-            kind="redis",
-            symptom="redis_unreachable",
-            fingerprint="cache:redis_unreachable",
-            severity=Health.FAILED,
-            fault_started_at=0,
-            detected_at=0,
-        )
+        state = _restart_planned(stack, "inc-half", step)
         # A crash between the intent row and the tool's result: the restart may or may not have happened.
         context.ledger.record_intent("inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args)
         pid_before = stack.local.status()[0].pid
-        state: IncidentState = {
-            "incident": incident.model_dump(mode="json"),
-            "plan_no": 1,
-            "reviewed": [r.model_dump(mode="json") for r in reviewed],
-        }
         result = executor(state, Runtime(context=context))
         assert result["actions"][0]["status"] == "unknown"
         assert stack.local.status()[0].pid == pid_before

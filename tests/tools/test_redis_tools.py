@@ -51,7 +51,7 @@ def test_probe_grades_memory_pressure(stack: Stack) -> None:
     failed = probe(cache)
     assert failed.health is Health.FAILED
     assert failed.symptom == "redis_memory_pressure"
-    assert failed.metrics["memory_used_pct"] >= 95
+    assert float(failed.metrics["memory_used_pct"] or 0) >= 95
     assert "of maxmemory 32.0 MiB" in failed.reasons[0]
 
 
