@@ -188,6 +188,102 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def watch(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    interval: Annotated[float, typer.Option(help="Seconds between probes of the inventory.")] = 5.0,
+    cooldown: Annotated[float, typer.Option(help="Seconds before a closed fingerprint may open again.")] = 60.0,
+) -> None:
+    """Probe continuously; open one incident per new fault; risky plans wait for `opsgraph approve`."""
+    import signal
+    import threading
+
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.watch import Watcher, WatchSettings
+
+    _inventory(inventory)
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = WatchSettings(interval_s=interval, cooldown_s=cooldown)
+    err.print(f"watching {inventory} every {interval:g} s (approval={approval.value}); SIGTERM or Ctrl-C stops")
+    Watcher(context, settings, say=lambda text: err.print(escape(text), highlight=False), on_node=show_node).run(stop)
+
+
+def _decide(
+    incident_id: str,
+    decision: str,
+    by: str | None,
+    comment: str | None,
+    inventory: Path,
+    state_dir: Path,
+    approval: ApprovalMode,
+) -> None:
+    """Answer a paused incident's approval request from this process and run it on."""
+    import getpass
+
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.fixing import summary
+    from opsgraph.graph.runtime import incident_graph, pending_request, resume_incident
+
+    _inventory(inventory)
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    with incident_graph(state_dir) as graph:
+        request = pending_request(graph, incident_id)
+        if request is None:
+            record = context.ledger.incident(incident_id)
+            status = record["status"] if record else "unknown incident"
+            err.print(f"[red]error:[/] {escape(incident_id)} is not waiting for an approval ({status})")
+            raise typer.Exit(1)
+        answer = {
+            "decision": decision,
+            "by": by or getpass.getuser(),
+            "digests": [step["digest"] for step in request["steps"]],
+            "comment": comment,
+        }
+        for step in request["steps"]:
+            err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
+        result = resume_incident(graph, context, incident_id, answer, show_node)
+    record = summary(result)
+    if "fingerprint" in record:
+        show_report(record)
+    else:
+        out.print(escape(f"{incident_id}: {record['outcome']}"))
+
+
+DecisionBy = Annotated[str | None, typer.Option("--by", help="Who decides (default: your user name).")]
+DecisionComment = Annotated[str | None, typer.Option("--comment", help="Recorded with the decision.")]
+
+
+@app.command()
+def approve(
+    incident_id: str,
+    by: DecisionBy = None,
+    comment: DecisionComment = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+) -> None:
+    """Approve the exact steps a paused incident waits on, then execute and verify them here."""
+    _decide(incident_id, "approve", by, comment, inventory, state_dir, approval)
+
+
+@app.command()
+def reject(
+    incident_id: str,
+    by: DecisionBy = None,
+    comment: DecisionComment = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+) -> None:
+    """Reject a paused incident's plan; nothing runs and the incident closes as rejected."""
+    _decide(incident_id, "reject", by, comment, inventory, state_dir, approval)
+
+
 @incidents_app.callback(invoke_without_command=True)
 def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph")) -> None:
     """List recent incidents."""

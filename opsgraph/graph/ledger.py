@@ -119,6 +119,21 @@ class Ledger:
             ).fetchone()
         return row["incident_id"] if row else None
 
+    def last_closed_at(self, fingerprint: str) -> float | None:
+        """When the latest incident with this fingerprint was closed (cooldowns start there)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT max(closed_at) AS closed_at FROM incidents WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+        return row["closed_at"] if row else None
+
+    def ids_with_status(self, status: str) -> list[str]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT incident_id FROM incidents WHERE status = ? ORDER BY opened_at", (status,)
+            ).fetchall()
+        return [row["incident_id"] for row in rows]
+
     def set_status(self, incident_id: str, status: str) -> None:
         with self._connect() as conn:
             conn.execute("UPDATE incidents SET status = ? WHERE incident_id = ?", (status, incident_id))

@@ -56,7 +56,7 @@ def _thread(incident_id: str) -> RunnableConfig:
 
 def _drive(
     graph: IncidentGraph,
-    payload: IncidentInput | Command[Any],
+    payload: IncidentInput | Command[Any] | None,
     incident_id: str,
     context: Context,
     on_node: NodeListener | None,
@@ -86,6 +86,25 @@ def start_incident(
     return _drive(graph, payload, incident_id, context, on_node)
 
 
+def pending_request(graph: IncidentGraph, incident_id: str) -> dict[str, Any] | None:
+    """The approval request an incident is waiting on, if it is waiting."""
+    interrupts = graph.get_state(_thread(incident_id)).interrupts
+    return interrupts[0].value if interrupts else None
+
+
+def is_unfinished(graph: IncidentGraph, incident_id: str) -> bool:
+    """True when the thread stopped between nodes (a crash or a kill), not at an interrupt or the end."""
+    state = graph.get_state(_thread(incident_id))
+    return bool(state.next) and not state.interrupts
+
+
+def continue_incident(
+    graph: IncidentGraph, context: Context, incident_id: str, on_node: NodeListener | None = None
+) -> RunResult:
+    """Run an interrupted-by-crash thread on from its last checkpoint (completed nodes are not repeated)."""
+    return _drive(graph, None, incident_id, context, on_node)
+
+
 def resume_incident(
     graph: IncidentGraph,
     context: Context,
@@ -94,6 +113,6 @@ def resume_incident(
     on_node: NodeListener | None = None,
 ) -> RunResult:
     """Answer a pending approval (`Command(resume=answer)`) and run on."""
-    if not graph.get_state(_thread(incident_id)).interrupts:
+    if pending_request(graph, incident_id) is None:
         raise ValueError(f"incident {incident_id} is not waiting for an approval")
     return _drive(graph, Command(resume=answer), incident_id, context, on_node)

@@ -1,0 +1,122 @@
+"""The continuous detector behind `opsgraph watch`.
+
+Every interval it probes the inventory; each unhealthy resource whose fingerprint
+(resource + symptom) has no open incident, no run in flight and no incident closed
+within the cooldown starts one incident graph. One fault therefore yields one
+incident, not a storm. Runs go to a small thread pool so a slow verification on one
+resource does not blind the watcher to the others. Plans that need a human pause in
+their checkpoint (`opsgraph approve ID` resumes them from any process).
+
+On start it also finishes what a previous watcher left mid-graph (a kill between
+nodes): the checkpoint says where it stopped and the ledger stops any repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from opsgraph.agents.detector import fingerprint, new_incident_id
+from opsgraph.graph.context import Context
+from opsgraph.graph.fixing import summary
+from opsgraph.graph.runtime import (
+    IncidentGraph,
+    NodeListener,
+    RunResult,
+    continue_incident,
+    incident_graph,
+    is_unfinished,
+    start_incident,
+)
+from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.tools.probes import probe_all
+
+Say = Callable[[str], None]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchSettings:
+    interval_s: float = 5.0
+    cooldown_s: float = 60.0  # after an incident closes, the same fingerprint waits this long
+    max_parallel: int = 4
+
+
+class Watcher:
+    def __init__(
+        self, context: Context, settings: WatchSettings, say: Say, on_node: NodeListener | None = None
+    ) -> None:
+        self._context = context
+        self._settings = settings
+        self._say = say
+        self._on_node = on_node
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        self.finished: list[RunResult] = []
+
+    def run(self, stop: threading.Event) -> None:
+        """Watch until `stop` is set; then let in-flight incident runs finish before returning."""
+        ledger = self._context.ledger
+        with (
+            incident_graph(Path(self._context.state_dir)) as graph,
+            ThreadPoolExecutor(self._settings.max_parallel, thread_name_prefix="incident") as pool,
+        ):
+            for incident_id in ledger.ids_with_status("open"):
+                if is_unfinished(graph, incident_id):
+                    self._say(f"resuming {incident_id} from its last checkpoint")
+                    pool.submit(self._guarded, incident_id, partial(self._continue, graph, incident_id))
+            while not stop.is_set():
+                for snapshot in probe_all(self._context.inventory):
+                    if snapshot.health is not Health.HEALTHY:
+                        self._consider(graph, pool, snapshot)
+                stop.wait(self._settings.interval_s)
+            self._say("stopping: waiting for incident runs in flight")
+        self._say("stopped")
+
+    def _consider(self, graph: IncidentGraph, pool: ThreadPoolExecutor, snapshot: Snapshot) -> None:
+        assert snapshot.symptom is not None
+        key = fingerprint(snapshot.resource, snapshot.symptom)
+        with self._lock:
+            if key in self._in_flight:
+                return
+        ledger = self._context.ledger
+        if ledger.open_incident_for(key) is not None:
+            return
+        closed_at = ledger.last_closed_at(key)
+        if closed_at is not None and time.time() - closed_at < self._settings.cooldown_s:
+            return
+        incident_id = new_incident_id(snapshot.resource)
+        self._say(f"{snapshot.resource}: {snapshot.health} ({'; '.join(snapshot.reasons)}) -> {incident_id}")
+        with self._lock:
+            self._in_flight.add(key)
+
+        def run() -> RunResult:
+            return start_incident(
+                graph, self._context, snapshot.resource, incident_id, snapshot.taken_at, self._on_node
+            )
+
+        pool.submit(self._guarded, key, run)
+
+    def _continue(self, graph: IncidentGraph, incident_id: str) -> RunResult:
+        return continue_incident(graph, self._context, incident_id, self._on_node)
+
+    def _guarded(self, key: str, run: Callable[[], RunResult]) -> None:
+        """Run one incident; a crash is reported loudly but does not stop the watcher."""
+        try:
+            result = run()
+        except Exception as error:  # logged with its traceback; the checkpoint keeps the state
+            log.exception("incident run for %s crashed", key)
+            self._say(f"{key}: incident run crashed ({type(error).__name__}: {error}); its checkpoint is kept")
+            return
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
+        record = summary(result)
+        self.finished.append(result)
+        self._say(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}".rstrip())
