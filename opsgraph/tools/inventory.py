@@ -26,6 +26,7 @@ class ResourceKind(StrEnum):
     REDIS = "redis"
     POSTGRES = "postgres"
     NGINX = "nginx"
+    HTTP = "http"  # an HTTP service judged by its health endpoint (e.g. the sample app)
 
 
 class Environment(StrEnum):
@@ -70,6 +71,16 @@ class Thresholds(_Strict):
     memory_used_pct: Band = Band(degraded=85, failed=95)
     clients_used_pct: Band = Band(degraded=80, failed=95)
     connections_used_pct: Band = Band(degraded=80, failed=95)
+    blocked_queries: Band = Band(degraded=1, failed=5)
+    latency_ms: Band = Band(degraded=500, failed=2000)
+    error_rate_pct: Band = Band(degraded=10, failed=50)
+
+
+class HttpSettings(_Strict):
+    """How an `http` resource is probed."""
+
+    health_path: Annotated[str, Field(pattern=r"^/")] = "/health"
+    samples: Annotated[int, Field(ge=1, le=50)] = 5
 
 
 class LocalSettings(_Strict):
@@ -94,6 +105,7 @@ class Resource(_Strict):
     thresholds: Thresholds = Thresholds()
     local: LocalSettings = LocalSettings()
     policy: ResourcePolicy = ResourcePolicy()
+    http: HttpSettings = HttpSettings()
 
 
 class Inventory(_Strict):

@@ -1,4 +1,4 @@
-"""PostgreSQL probe: reachable, and connections in use vs max_connections."""
+"""PostgreSQL probe: connections in use vs max_connections, and queries blocked on locks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,20 @@ import psycopg
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.probes.grading import grade, unreachable
+from opsgraph.tools.probes.grading import grade, unreachable, worst
+
+# One round trip: everything the grade needs. Blocked = waiting on a lock another backend holds.
+_QUERY = """
+SELECT
+    (SELECT count(*) FROM pg_stat_activity) AS connections,
+    current_setting('max_connections')::int AS max_connections,
+    (SELECT count(*) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0) AS blocked,
+    (SELECT coalesce(max(extract(epoch FROM now() - query_start)), 0) FROM pg_stat_activity
+      WHERE state = 'active' AND pid <> pg_backend_pid()) AS longest_active_s
+"""
 
 
-def postgres_conninfo(resource: Resource) -> str:
+def postgres_conninfo(resource: Resource, application_name: str = "opsgraph-probe") -> str:
     """A libpq connection string; the password comes from the environment, never the inventory."""
     connection = resource.connection
     return psycopg.conninfo.make_conninfo(
@@ -21,29 +31,42 @@ def postgres_conninfo(resource: Resource) -> str:
         dbname=connection.database or "postgres",
         password=connection.password(),
         connect_timeout=3,
-        application_name="opsgraph-probe",
+        application_name=application_name,
     )
 
 
 def probe_postgres(resource: Resource) -> Snapshot:
     try:
         with psycopg.connect(postgres_conninfo(resource), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*), current_setting('max_connections')::int FROM pg_stat_activity"
-            ).fetchone()
+            row = conn.execute(_QUERY).fetchone()
     except psycopg.Error as error:
         return unreachable(resource, error)
-    assert row is not None  # an aggregate always returns one row
-    used, maximum = int(row[0]), int(row[1])
-    pct = 100.0 * used / maximum
-    health = grade(pct, resource.thresholds.connections_used_pct)
-    degraded = health is not Health.HEALTHY
+    assert row is not None  # a SELECT of scalars always returns one row
+    connections, maximum, blocked, longest = int(row[0]), int(row[1]), int(row[2]), float(row[3])
+    pct = 100.0 * connections / maximum
+    thresholds = resource.thresholds
+    connection_health = grade(pct, thresholds.connections_used_pct)
+    blocked_health = grade(blocked, thresholds.blocked_queries)
+    reasons: list[str] = []
+    symptom = None
+    if connection_health is not Health.HEALTHY:
+        symptom = "postgres_connection_pressure"
+        reasons.append(f"{connections} of max_connections {maximum} in use ({pct:.1f} %)")
+    if blocked_health is not Health.HEALTHY:
+        symptom = symptom or "postgres_blocked_queries"
+        reasons.append(f"{blocked} queries waiting on locks held by other sessions")
     return Snapshot(
         resource=resource.name,
         kind=resource.kind,
-        health=health,
-        symptom="postgres_connection_pressure" if degraded else None,
-        reasons=[f"{used} of max_connections {maximum} in use ({pct:.1f} %)"] if degraded else [],
-        metrics={"connections": used, "max_connections": maximum, "connections_used_pct": round(pct, 2)},
+        health=worst([connection_health, blocked_health]),
+        symptom=symptom,
+        reasons=reasons,
+        metrics={
+            "connections": connections,
+            "max_connections": maximum,
+            "connections_used_pct": round(pct, 2),
+            "blocked_queries": blocked,
+            "longest_active_query_s": round(longest, 2),
+        },
         taken_at=time.time(),
     )

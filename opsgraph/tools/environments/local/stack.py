@@ -1,0 +1,263 @@
+"""LocalStack: starts, probes and stops the inventory's local servers, one caller at a time.
+
+It records what it started in the state folder so that a later process can stop it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opsgraph.tools.binaries import find_binaries
+from opsgraph.tools.environments.local.nginx_server import NginxServer
+from opsgraph.tools.environments.local.postgres_server import PostgresServer
+from opsgraph.tools.environments.local.process import (
+    LOOPBACK,
+    LocalStackError,
+    ProcessStatus,
+    Server,
+    is_alive,
+    log_excerpt,
+    port_in_use,
+    read_pid,
+    tail_lines,
+)
+from opsgraph.tools.environments.local.redis_server import RedisServer
+from opsgraph.tools.inventory import Environment, Inventory, Resource, ResourceKind
+
+Progress = Callable[[str], None]
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
+_RECORD = "resource.json"
+_POLL_S = 0.05
+
+
+def _ignore(_: str) -> None:
+    """Default progress callback."""
+
+
+_KINDS: dict[ResourceKind, type[Server]] = {
+    ResourceKind.REDIS: RedisServer,
+    ResourceKind.POSTGRES: PostgresServer,
+    ResourceKind.NGINX: NginxServer,
+}
+
+
+class LocalStack:
+    """Starts, inspects and stops the inventory's ``environment: local`` resources."""
+
+    def __init__(self, state_dir: Path, inventory: Inventory, *, timeout: float = 30.0) -> None:
+        # Absolute: daemons change directory, so a relative log or pid path would break.
+        self.state_dir = state_dir.resolve()
+        self.inventory = inventory
+        self.timeout = timeout  # per server, for each of start and stop
+        self._root = self.state_dir / "local"
+
+    # ---- public API
+
+    def up(self, progress: Progress | None = None) -> list[ProcessStatus]:
+        """Start every local resource that is not running and wait until each answers.
+
+        Idempotent: running servers are left alone. Binaries and ports are all
+        checked before anything starts, so a setup problem starts nothing.
+        """
+        say = progress or _ignore
+        with self._locked():
+            servers = [self._server(resource) for resource in self._resources()]
+            self._preflight([server for server in servers if server.pid() is None])
+            for server in servers:
+                self._ensure_running(server, say)
+            return [server.status() for server in servers]
+
+    def down(self, progress: Progress | None = None) -> None:
+        """Stop every server this state folder started, including ones since removed
+        from the inventory, and wait until they have exited. Safe when nothing runs."""
+        say = progress or _ignore
+        with self._locked():
+            for server in self._started_servers():
+                self._stop(server, say)
+
+    def status(self) -> list[ProcessStatus]:
+        """Status of each local resource, plus any still-running server the inventory
+        no longer lists (``down`` would stop it)."""
+        statuses = [self._server(resource).status() for resource in self._resources()]
+        listed = {status.name for status in statuses}
+        statuses += [
+            server.status()
+            for server in self._started_servers()
+            if server.name not in listed and server.pid() is not None
+        ]
+        return statuses
+
+    def restart(self, resource_name: str) -> ProcessStatus:
+        """Stop then start one server with the current inventory settings.
+
+        Redis keeps nothing across a restart (no persistence): that is intended.
+        """
+        resource = self._local_resource(resource_name)
+        with self._locked():
+            self._stop(self._server(resource), _ignore)
+            server = self._fresh_server(resource)
+            self._preflight([server])
+            self._ensure_running(server, _ignore)
+            return server.status()
+
+    def log_tail(self, resource_name: str, lines: int = 50) -> list[str]:
+        """The last ``lines`` lines of the server's log (empty if it never started)."""
+        return tail_lines(self._server(self._local_resource(resource_name)).log_path, lines)
+
+    # ---- resources and their servers
+
+    def _resources(self) -> list[Resource]:
+        return [r for r in self.inventory.resources if r.environment is Environment.LOCAL]
+
+    def _local_resource(self, name: str) -> Resource:
+        resource = self.inventory.get(name)  # KeyError names the missing resource
+        if resource.environment is not Environment.LOCAL:
+            raise LocalStackError(f"resource {name!r} runs in the {resource.environment} environment, not local")
+        return resource
+
+    def _folder(self, name: str) -> Path:
+        return self._root / name
+
+    def _fresh_server(self, resource: Resource) -> Server:
+        return _KINDS[resource.kind](resource, self._folder(resource.name), self.timeout)
+
+    def _recorded(self, name: str) -> Resource | None:
+        """The inventory entry a server was last started with, if readable."""
+        path = self._folder(name) / _RECORD
+        try:
+            return Resource.model_validate_json(path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValidationError as error:
+            raise LocalStackError(
+                f"{path} is unreadable ({error.error_count()} errors); stop the server "
+                f"by hand if it runs, then delete {path.parent}"
+            ) from None
+
+    def _server(self, resource: Resource) -> Server:
+        """The server for ``resource`` as it runs now: its recorded settings if it was
+        started with different ones (so we probe and stop the right port)."""
+        recorded = self._recorded(resource.name)
+        if recorded is not None and recorded != resource:
+            running = self._fresh_server(recorded)
+            if running.pid() is not None:
+                return running
+        return self._fresh_server(resource)
+
+    def _started_servers(self) -> list[Server]:
+        """Every server that has a record in the state folder (inventory or not)."""
+        if not self._root.is_dir():
+            return []
+        servers = []
+        for folder in sorted(self._root.iterdir()):
+            recorded = self._recorded(folder.name) if folder.is_dir() else None
+            if recorded is not None:
+                servers.append(self._fresh_server(recorded))
+        return servers
+
+    # ---- lifecycle steps
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up/down/restart across processes (the CLI and the agent may race)."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        with (self._root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _preflight(self, to_start: list[Server]) -> None:
+        """Fail before starting anything: missing binaries, non-loopback hosts, busy ports."""
+        find_binaries(name for server in to_start for name in server.binaries())
+        ports: dict[int, str] = {}
+        for server in to_start:
+            host = server.resource.connection.host
+            if host not in _LOOPBACK_NAMES:
+                raise LocalStackError(
+                    f"{server.label}: local servers listen on {LOOPBACK} only, but the "
+                    f"inventory says host {host!r}; set connection.host to {LOOPBACK}"
+                )
+            if server.port in ports:
+                raise LocalStackError(
+                    f"{server.label} and {ports[server.port]} both use port {server.port}; "
+                    "give each a different connection.port in the inventory"
+                )
+            ports[server.port] = server.label
+            if port_in_use(server.port):
+                raise LocalStackError(
+                    f"{server.label}: port {server.port} on {LOOPBACK} is already in use by "
+                    "another program; change connection.port for this resource in the "
+                    "inventory (or stop that program)"
+                )
+
+    def _ensure_running(self, server: Server, say: Progress) -> None:
+        pid = server.pid()
+        if pid is not None:
+            say(f"{server.label} already running (pid {pid}) on {LOOPBACK}:{server.port}")
+            current = self._fresh_server(self.inventory.get(server.name))
+            if current.resource != server.resource:
+                say(f"{server.label} runs with older settings; restart it to apply the inventory")
+        else:
+            say(f"{server.label} starting on {LOOPBACK}:{server.port}")
+            began = time.monotonic()
+            server.folder.mkdir(parents=True, exist_ok=True)
+            server.remove_stale_pid_file()
+            (server.folder / _RECORD).write_text(server.resource.model_dump_json(indent=2))
+            server.start()
+            self._wait_until_answers(server)
+            say(f"{server.label} ready in {time.monotonic() - began:.1f} s")
+        server.provision()
+
+    def _wait_until_answers(self, server: Server) -> None:
+        """Poll until the server answers; fail fast if it dies, with its log either way."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            written = read_pid(server.pid_path)
+            alive = written is not None and is_alive(written, server.process_name)
+            if alive and server.answers():
+                return
+            if written is not None and not alive:
+                raise LocalStackError(f"{server.label} exited during startup; {log_excerpt(server.log_path)}")
+            if time.monotonic() > deadline:
+                raise LocalStackError(
+                    f"{server.label} did not answer on {LOOPBACK}:{server.port} within "
+                    f"{self.timeout:.0f} s; {log_excerpt(server.log_path)}"
+                )
+            time.sleep(_POLL_S)
+
+    def _stop(self, server: Server, say: Progress) -> None:
+        """Signal the server, wait for its exit, and escalate once if it lingers."""
+        pid = server.pid()
+        if pid is None:
+            return
+        say(f"{server.label} stopping (pid {pid})")
+        for attempt, sig in enumerate((server.graceful_signal, server.forceful_signal)):
+            if attempt:
+                say(f"{server.label} still running after {self.timeout:.0f} s; sending {sig.name}")
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break  # it exited between the check and the signal
+            if self._wait_for_exit(pid, server.process_name):
+                break
+        else:
+            raise LocalStackError(
+                f"{server.label} (pid {pid}) did not exit after {server.forceful_signal.name}; "
+                f"{log_excerpt(server.log_path)}"
+            )
+        say(f"{server.label} stopped")
+
+    def _wait_for_exit(self, pid: int, process_name: str) -> bool:
+        deadline = time.monotonic() + self.timeout
+        while is_alive(pid, process_name):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL_S)
+        return True
