@@ -21,9 +21,18 @@ from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import Inventory, InventoryError, ResourceKind, load_inventory
 from opsgraph.tools.probes import probe_all
 from opsgraph.tools.spec import ToolError
+from opsgraph.tools.traffic import TrafficError
 
 # Failures an operator can act on: shown as one clear line, not a traceback.
-OPERATOR_ERRORS = (InventoryError, LocalStackError, MissingBinaryError, ToolError, UnsupportedEnvironment, KeyError)
+OPERATOR_ERRORS = (
+    InventoryError,
+    LocalStackError,
+    MissingBinaryError,
+    ToolError,
+    UnsupportedEnvironment,
+    TrafficError,
+    KeyError,
+)
 
 app = typer.Typer(
     help="OpsGraph: an autonomous on-call SRE.",
@@ -186,6 +195,23 @@ def demo(
     records = _run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=injected_at)
     if not any(record["resolved"] for record in records):
         raise typer.Exit(1)
+
+
+@app.command()
+def traffic(
+    url: Annotated[str, typer.Option(help="Base URL of the sample app (loopback only).")] = "http://127.0.0.1:18080",
+    rate: Annotated[float, typer.Option(help="Requests per second (at most 200).")] = 20.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run (at most 3600).")] = 30.0,
+) -> None:
+    """Send steady shopper traffic to the sample app so faults show in its metrics and logs."""
+    from opsgraph.tools.traffic import TrafficPlan, generate_traffic
+
+    err.print(f"sending about {rate:g} requests/s to {url} for {duration:g} s")
+    stats = generate_traffic(TrafficPlan(base_url=url, rate_per_s=rate, duration_s=duration))
+    latencies = sorted(stats.latencies_ms) or [0.0]
+    p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
+    statuses = ", ".join(f"{status}: {count}" for status, count in sorted(stats.statuses.items()))
+    out.print(f"{stats.requests} requests ({statuses}); latency p50 {p50:.0f} ms, p95 {p95:.0f} ms")
 
 
 @app.command()

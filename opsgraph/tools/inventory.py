@@ -88,6 +88,10 @@ class LocalSettings(_Strict):
 
     maxmemory_mb: Annotated[int, Field(ge=1)] = 64
     max_connections: Annotated[int, Field(ge=5)] = 100
+    # Links between local resources, by inventory name:
+    app_database: str | None = Field(None, description="http (sample app): its postgres resource")
+    app_cache: str | None = Field(None, description="http (sample app): its redis resource")
+    upstream: str | None = Field(None, description="nginx: the http resource it proxies to")
 
 
 class ResourcePolicy(_Strict):
@@ -119,6 +123,20 @@ class Inventory(_Strict):
             if resource.name in seen:
                 raise ValueError(f"resource name {resource.name!r} appears twice")
             seen.add(resource.name)
+        return self
+
+    @model_validator(mode="after")
+    def _links_resolve(self) -> Inventory:
+        kinds = {resource.name: resource.kind for resource in self.resources}
+        wanted = {"app_database": ResourceKind.POSTGRES, "app_cache": ResourceKind.REDIS, "upstream": ResourceKind.HTTP}
+        for resource in self.resources:
+            for field_name, kind in wanted.items():
+                target = getattr(resource.local, field_name)
+                if target is not None and kinds.get(target) is not kind:
+                    raise ValueError(
+                        f"resource {resource.name!r}: local.{field_name} must name a {kind} resource "
+                        f"of this inventory, got {target!r}"
+                    )
         return self
 
     def get(self, name: str) -> Resource:

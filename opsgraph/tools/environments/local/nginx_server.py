@@ -14,7 +14,20 @@ def _nginx_quote(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def nginx_config(folder: Path, port: int) -> str:
+def _location(upstream_port: int | None) -> str:
+    """The catch-all location: a proxy to the app when there is one, else a fixed answer."""
+    if upstream_port is None:
+        return 'return 200 "ok\\n";'
+    return (
+        f"proxy_pass http://{LOOPBACK}:{upstream_port};\n"
+        "            proxy_set_header Host $host;\n"
+        "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "            proxy_connect_timeout 2s;\n"
+        "            proxy_read_timeout 30s;"
+    )
+
+
+def nginx_config(folder: Path, port: int, upstream_port: int | None = None) -> str:
     """The whole nginx.conf of a local nginx: everything it writes stays in ``folder``.
 
     Every temp path is set explicitly because the compiled-in defaults point at
@@ -56,7 +69,7 @@ http {{
         }}
 
         location / {{
-            return 200 "ok\\n";
+            {_location(upstream_port)}
         }}
     }}
 }}
@@ -97,7 +110,9 @@ class NginxServer(Server):
 
     def start(self) -> None:
         (self.folder / "tmp").mkdir(exist_ok=True)
-        self.config_path.write_text(nginx_config(self.folder, self.port))
+        upstream = self.resource.local.upstream
+        upstream_port = self.inventory.get(upstream).connection.port if upstream else None
+        self.config_path.write_text(nginx_config(self.folder, self.port, upstream_port))
         run_launcher(
             self._command("-t", "-q"),
             self.log_path,

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from opsgraph.tools.inventory import Resource, ResourceKind
+from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 
 LOOPBACK = "127.0.0.1"
 _LOG_LINES_IN_ERRORS = 20
@@ -149,10 +149,11 @@ class Server:
     graceful_signal: ClassVar[signal.Signals]
     forceful_signal: ClassVar[signal.Signals]
 
-    def __init__(self, resource: Resource, folder: Path, timeout: float) -> None:
+    def __init__(self, resource: Resource, folder: Path, timeout: float, inventory: Inventory) -> None:
         self.resource = resource
         self.folder = folder
         self.timeout = timeout
+        self.inventory = inventory  # for links to other resources (an app's database, a proxy's upstream)
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opsgraph.tools.binaries import find_binaries
+from opsgraph.tools.environments.local.app_server import SampleAppServer
 from opsgraph.tools.environments.local.nginx_server import NginxServer
 from opsgraph.tools.environments.local.postgres_server import PostgresServer
 from opsgraph.tools.environments.local.process import (
@@ -45,8 +46,11 @@ def _ignore(_: str) -> None:
 _KINDS: dict[ResourceKind, type[Server]] = {
     ResourceKind.REDIS: RedisServer,
     ResourceKind.POSTGRES: PostgresServer,
+    ResourceKind.HTTP: SampleAppServer,
     ResourceKind.NGINX: NginxServer,
 }
+# Start order: what others depend on first (the app needs its stores, the proxy its app).
+_START_ORDER = list(_KINDS)
 
 
 class LocalStack:
@@ -80,7 +84,7 @@ class LocalStack:
         from the inventory, and wait until they have exited. Safe when nothing runs."""
         say = progress or _ignore
         with self._locked():
-            for server in self._started_servers():
+            for server in sorted(self._started_servers(), key=lambda s: -_START_ORDER.index(s.resource.kind)):
                 self._stop(server, say)
 
     def status(self) -> list[ProcessStatus]:
@@ -115,7 +119,8 @@ class LocalStack:
     # ---- resources and their servers
 
     def _resources(self) -> list[Resource]:
-        return [r for r in self.inventory.resources if r.environment is Environment.LOCAL]
+        local = [r for r in self.inventory.resources if r.environment is Environment.LOCAL]
+        return sorted(local, key=lambda r: _START_ORDER.index(r.kind))
 
     def _local_resource(self, name: str) -> Resource:
         resource = self.inventory.get(name)  # KeyError names the missing resource
@@ -127,7 +132,7 @@ class LocalStack:
         return self._root / name
 
     def _fresh_server(self, resource: Resource) -> Server:
-        return _KINDS[resource.kind](resource, self._folder(resource.name), self.timeout)
+        return _KINDS[resource.kind](resource, self._folder(resource.name), self.timeout, self.inventory)
 
     def _recorded(self, name: str) -> Resource | None:
         """The inventory entry a server was last started with, if readable."""
