@@ -16,7 +16,7 @@ def one(**fields: object) -> dict[str, object]:
 
 def test_committed_inventory_is_valid() -> None:
     inventory = load_inventory(Path(__file__).parents[2] / "opsgraph.yaml")
-    assert {r.name for r in inventory.resources} == {"cache", "db", "edge"}
+    assert {r.name for r in inventory.resources} == {"cache", "db", "shop", "edge"}
 
 
 def test_defaults_fill_in() -> None:

@@ -1,0 +1,1 @@
+"""The sample e-commerce API that OpsGraph looks after in demos and evals."""

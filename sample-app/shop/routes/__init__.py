@@ -1,0 +1,1 @@
+"""HTTP routes: the shop itself, operations (health, metrics) and failure injection."""
