@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +93,35 @@ class ScriptedReasoner:
     def plan(self, incident: Incident, diagnosis: Diagnosis, resource: Any, read: Any, feedback: str | None) -> Plan:
         steps = [PlanStep(rationale="scripted", expected_effect="scripted", **step) for step in self.steps]
         return Plan(steps=steps, summary="scripted plan", backend=self.name)
+
+
+@contextmanager
+def watching(stack: Stack, approval: str) -> Iterator[subprocess.Popen[str]]:
+    command = [
+        sys.executable, "-m", "opsgraph", "watch", "--inventory", str(stack.inventory_path),
+        "--state-dir", str(stack.state_dir), "--approval", approval, "--interval", "0.2",
+    ]  # fmt: skip
+    log = (stack.state_dir.parent / "watch.log").open("w+")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def stop(process: subprocess.Popen[str], stack: Stack) -> str:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    return (stack.state_dir.parent / "watch.log").read_text()

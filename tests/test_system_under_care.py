@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Stack, free_port, redis_resource, running_stack
+from support import Stack, free_port, redis_resource, running_stack, stop, wait_for, watching
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.probes import probe
@@ -64,14 +64,6 @@ def seen(stack: Stack, name: str) -> Snapshot:
     return probe(stack.inventory.get(name))
 
 
-def wait_until(check: Any, what: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_stack_is_healthy_and_the_app_answers_through_nginx(stack: Stack, edge: httpx.Client) -> None:
     assert all(status.running for status in stack.local.status())
     for name in ("cache", "db", "shop", "edge"):
@@ -87,16 +79,16 @@ def test_database_connection_load_is_seen_and_reset(stack: Stack, edge: httpx.Cl
     assert loaded.symptom == "postgres_connection_pressure"
     assert float(loaded.metrics["connections_used_pct"] or 0) >= 85
     edge.delete("/load/database").raise_for_status()
-    wait_until(lambda: seen(stack, "db").health is Health.HEALTHY, "connections to be released")
+    wait_for(lambda: seen(stack, "db").health is Health.HEALTHY, "connections to be released")
 
 
 def test_blocking_queries_are_seen_and_reset(stack: Stack, edge: httpx.Client) -> None:
     edge.post("/load/database/blocking", params={"count": 5}).raise_for_status()
-    wait_until(lambda: int(seen(stack, "db").metrics["blocked_queries"] or 0) >= 5, "blocked queries")
+    wait_for(lambda: int(seen(stack, "db").metrics["blocked_queries"] or 0) >= 5, "blocked queries")
     blocked = seen(stack, "db")
     assert blocked.symptom == "postgres_blocked_queries" and blocked.health is Health.FAILED
     edge.delete("/load/database/blocking").raise_for_status()
-    wait_until(lambda: seen(stack, "db").metrics["blocked_queries"] == 0, "the locks to be released")
+    wait_for(lambda: seen(stack, "db").metrics["blocked_queries"] == 0, "the locks to be released")
 
 
 def test_redis_memory_load_is_seen_and_reset(stack: Stack, edge: httpx.Client) -> None:
@@ -172,3 +164,24 @@ def test_faults_under_traffic_raise_errors_in_metrics_and_logs(
     new_lines = error_lines(stack, cause)[logged_before:]
     assert new_lines, f"no JSON error line with cause {cause}"
     assert new_lines[-1]["level"] == "error" and new_lines[-1]["error"]  # the underlying error text
+
+
+def test_watch_fixes_a_fault_injected_through_the_app(stack: Stack, edge: httpx.Client) -> None:
+    """The demo loop with nobody at the keyboard: the app fills Redis, the watcher fixes it once."""
+    ledger = stack.context().ledger
+    already = {row["incident_id"] for row in ledger.incidents()}
+    with watching(stack, "none") as watcher:
+        wait_for(lambda: "watching" in (stack.state_dir.parent / "watch.log").read_text(), "the watcher to start")
+        assert edge.post("/cart/ann/items", json={"product_id": 1, "quantity": 1}).status_code == 200
+        edge.post("/load/redis", params={"size_mb": 64}).raise_for_status()
+        assert edge.post("/cart/ann/items", json={"product_id": 1, "quantity": 1}).status_code == 503
+
+        def new_incidents() -> list[dict[str, Any]]:
+            return [row for row in ledger.incidents() if row["incident_id"] not in already]
+
+        wait_for(lambda: [row for row in new_incidents() if row["status"] == "resolved"], "the fix")
+        time.sleep(1.0)
+        [incident] = new_incidents()
+        assert (incident["resource"], incident["symptom"]) == ("cache", "redis_memory_pressure")
+        assert edge.post("/cart/ann/items", json={"product_id": 1, "quantity": 1}).status_code == 200
+        stop(watcher, stack)

@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support import Stack, redis_resource, running_stack
+import pytest
+from support import ScriptedReasoner, redis_resource, running_stack, stop, wait_for, watching
 
-from opsgraph.graph.schemas import Health
+from opsgraph.graph.runtime import incident_graph, start_incident
+from opsgraph.graph.schemas import Health, Plan
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
-
-
-@contextmanager
-def watching(stack: Stack, approval: str) -> Iterator[subprocess.Popen[str]]:
-    command = [
-        sys.executable, "-m", "opsgraph", "watch", "--inventory", str(stack.inventory_path),
-        "--state-dir", str(stack.state_dir), "--approval", approval, "--interval", "0.2",
-    ]  # fmt: skip
-    log = (stack.state_dir.parent / "watch.log").open("w+")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def stop(process: subprocess.Popen[str], stack: Stack) -> str:
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
-    return (stack.state_dir.parent / "watch.log").read_text()
 
 
 def test_one_fault_opens_exactly_one_incident_which_is_fixed(tmp_path: Path) -> None:
@@ -101,3 +68,25 @@ def test_risky_plan_waits_and_is_approved_from_another_process(tmp_path: Path) -
         assert again.returncode == 1 and "not waiting for an approval" in again.stderr
         assert len([row for row in ledger.actions(waiting) if row["phase"] == "result"]) == 1
         stop(watcher, stack)
+
+
+class CrashingReasoner(ScriptedReasoner):
+    """Dies while planning, as a process killed mid-incident would stop between nodes."""
+
+    def plan(self, *args: Any, **kwargs: Any) -> Plan:
+        raise RuntimeError("killed while planning")
+
+
+def test_a_watcher_finishes_an_incident_left_mid_graph(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        fill_redis_memory(stack.inventory.get("cache"))
+        with incident_graph(stack.state_dir) as graph, pytest.raises(RuntimeError, match="killed while planning"):
+            start_incident(graph, stack.context(reasoner=CrashingReasoner([])), "cache", "inc-crashed")
+        ledger = stack.context().ledger
+        assert ledger.ids_with_status("open") == ["inc-crashed"]
+
+        with watching(stack, "none") as watcher:
+            wait_for(lambda: ledger.ids_with_status("resolved") == ["inc-crashed"], "the crashed incident to finish")
+            assert len(ledger.incidents()) == 1  # resumed, not re-opened as a new incident
+            output = stop(watcher, stack)
+        assert "resuming inc-crashed from its last checkpoint" in output
