@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.inventory import Band, Resource
@@ -30,5 +31,28 @@ def unreachable(resource: Resource, error: Exception) -> Snapshot:
         health=Health.FAILED,
         symptom=f"{resource.kind}_unreachable",
         reasons=[f"{resource.kind} at {where} did not answer: {type(error).__name__}: {error}"],
+        taken_at=time.time(),
+    )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One graded aspect of a resource: its verdict, the symptom it names, and why."""
+
+    health: Health
+    symptom: str
+    reason: str
+
+
+def snapshot_of(resource: Resource, findings: list[Finding], metrics: dict[str, float | int | str | None]) -> Snapshot:
+    """The snapshot: worst verdict wins; the first unhealthy finding names the symptom."""
+    unhealthy = [finding for finding in findings if finding.health is not Health.HEALTHY]
+    return Snapshot(
+        resource=resource.name,
+        kind=resource.kind,
+        health=worst([finding.health for finding in findings]),
+        symptom=unhealthy[0].symptom if unhealthy else None,
+        reasons=[finding.reason for finding in unhealthy],
+        metrics=metrics,
         taken_at=time.time(),
     )

@@ -11,9 +11,9 @@ import time
 
 import httpx
 
-from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.graph.schemas import Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.probes.grading import grade, unreachable, worst
+from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 
 TIMEOUT_S = 3.0
 
@@ -43,20 +43,13 @@ def probe_http(resource: Resource) -> Snapshot:
     error_pct = 100.0 * len(errors) / resource.http.samples
     latency_health = grade(latency, thresholds.latency_ms)
     error_health = grade(error_pct, thresholds.error_rate_pct)
-    reasons: list[str] = []
-    symptom = None
-    if error_health is not Health.HEALTHY:
-        symptom = "http_errors"
-        reasons.append(f"{len(errors)} of {resource.http.samples} requests to {url} failed; last: {errors[-1]}")
-    if latency_health is not Health.HEALTHY:
-        symptom = symptom or "http_latency"
-        reasons.append(f"median latency of {url} is {latency:.0f} ms")
-    return Snapshot(
-        resource=resource.name,
-        kind=resource.kind,
-        health=worst([latency_health, error_health]),
-        symptom=symptom,
-        reasons=reasons,
-        metrics={"latency_p50_ms": round(latency, 1), "error_rate_pct": round(error_pct, 1)},
-        taken_at=time.time(),
-    )
+    last_error = errors[-1] if errors else "none"
+    findings = [
+        Finding(
+            error_health,
+            "http_errors",
+            f"{len(errors)} of {resource.http.samples} requests to {url} failed; last: {last_error}",
+        ),
+        Finding(latency_health, "http_latency", f"median latency of {url} is {latency:.0f} ms"),
+    ]
+    return snapshot_of(resource, findings, {"latency_p50_ms": round(latency, 1), "error_rate_pct": round(error_pct, 1)})

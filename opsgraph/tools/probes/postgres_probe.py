@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 
-from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.graph.schemas import Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.probes.grading import grade, unreachable, worst
+from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 
 # One round trip: everything the grade needs. Blocked = waiting on a lock another backend holds.
 _QUERY = """
@@ -47,26 +45,24 @@ def probe_postgres(resource: Resource) -> Snapshot:
     thresholds = resource.thresholds
     connection_health = grade(pct, thresholds.connections_used_pct)
     blocked_health = grade(blocked, thresholds.blocked_queries)
-    reasons: list[str] = []
-    symptom = None
-    if connection_health is not Health.HEALTHY:
-        symptom = "postgres_connection_pressure"
-        reasons.append(f"{connections} of max_connections {maximum} in use ({pct:.1f} %)")
-    if blocked_health is not Health.HEALTHY:
-        symptom = symptom or "postgres_blocked_queries"
-        reasons.append(f"{blocked} queries waiting on locks held by other sessions")
-    return Snapshot(
-        resource=resource.name,
-        kind=resource.kind,
-        health=worst([connection_health, blocked_health]),
-        symptom=symptom,
-        reasons=reasons,
-        metrics={
+    findings = [
+        Finding(
+            connection_health,
+            "postgres_connection_pressure",
+            f"{connections} of max_connections {maximum} in use ({pct:.1f} %)",
+        ),
+        Finding(
+            blocked_health, "postgres_blocked_queries", f"{blocked} queries waiting on locks held by other sessions"
+        ),
+    ]
+    return snapshot_of(
+        resource,
+        findings,
+        {
             "connections": connections,
             "max_connections": maximum,
             "connections_used_pct": round(pct, 2),
             "blocked_queries": blocked,
             "longest_active_query_s": round(longest, 2),
         },
-        taken_at=time.time(),
     )

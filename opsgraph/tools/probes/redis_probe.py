@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.probes.grading import grade, unreachable, worst
+from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 from opsgraph.tools.redis_tools import MB, read_info, redis_client
 
 
@@ -25,26 +23,25 @@ def probe_redis(resource: Resource) -> Snapshot:
     memory_health = grade(memory_pct, thresholds.memory_used_pct) if maxmemory else Health.HEALTHY
     clients_health = grade(clients_pct, thresholds.clients_used_pct)
 
-    reasons: list[str] = []
-    symptom = None
-    if memory_health is not Health.HEALTHY:
-        symptom = "redis_memory_pressure"
-        band = thresholds.memory_used_pct
-        limit = band.degraded if memory_health is Health.DEGRADED else band.failed
-        reasons.append(
+    band = thresholds.memory_used_pct
+    limit = band.degraded if memory_health is Health.DEGRADED else band.failed
+    findings = [
+        Finding(
+            memory_health,
+            "redis_memory_pressure",
             f"memory {used / MB:.1f} MiB of maxmemory {maxmemory / MB:.1f} MiB "
-            f"({memory_pct:.1f} %; {memory_health} at >= {limit:g} %)"
-        )
-    if clients_health is not Health.HEALTHY:
-        symptom = symptom or "redis_client_pressure"
-        reasons.append(f"{info['connected_clients']} clients of maxclients {info['maxclients']} ({clients_pct:.1f} %)")
-    return Snapshot(
-        resource=resource.name,
-        kind=resource.kind,
-        health=worst([memory_health, clients_health]),
-        symptom=symptom,
-        reasons=reasons,
-        metrics={
+            f"({memory_pct:.1f} %; {memory_health} at >= {limit:g} %)",
+        ),
+        Finding(
+            clients_health,
+            "redis_client_pressure",
+            f"{info['connected_clients']} clients of maxclients {info['maxclients']} ({clients_pct:.1f} %)",
+        ),
+    ]
+    return snapshot_of(
+        resource,
+        findings,
+        {
             "memory_used_pct": round(memory_pct, 2),
             "used_memory_mb": round(used / MB, 2),
             "maxmemory_mb": round(maxmemory / MB, 2),
@@ -55,5 +52,4 @@ def probe_redis(resource: Resource) -> Snapshot:
             "clients_used_pct": round(clients_pct, 2),
             "fragmentation_ratio": info["mem_fragmentation_ratio"],
         },
-        taken_at=time.time(),
     )
