@@ -26,7 +26,7 @@ class Cli:
         command = [sys.executable, "-m", "opsgraph", *args]
         if args[0] not in ("incidents",):
             command += ["--inventory", str(self.inventory)]
-        if args[0] not in ("scan", "inject"):
+        if args[0] != "scan":
             command += ["--state-dir", str(self.state_dir)]
         return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120, check=False)
 
@@ -102,3 +102,9 @@ def test_malformed_inventory_is_rejected_with_the_field(cli: Cli) -> None:
     result = cli("fix")
     assert result.returncode == 2
     assert "resources[0].connection.port" in result.stderr
+
+
+def test_unknown_scenario_lists_the_known_ones(cli: Cli) -> None:
+    result = cli("inject", "disk-full")
+    assert result.returncode == 2
+    assert "unknown scenario 'disk-full'" in result.stderr and "redis-memory-pressure" in result.stderr

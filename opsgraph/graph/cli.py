@@ -17,10 +17,10 @@ from opsgraph.graph.policy import ApprovalMode
 from opsgraph.tools.binaries import MissingBinaryError
 from opsgraph.tools.environments import UnsupportedEnvironment
 from opsgraph.tools.environments.local import LocalStack, LocalStackError
-from opsgraph.tools.faults import fill_redis_memory
-from opsgraph.tools.inventory import Inventory, InventoryError, ResourceKind, load_inventory
+from opsgraph.tools.faults import SCENARIOS, UnknownScenario, scenario_named, target_of
+from opsgraph.tools.inventory import Inventory, InventoryError, load_inventory
 from opsgraph.tools.probes import probe_all
-from opsgraph.tools.spec import ToolError
+from opsgraph.tools.spec import ToolContext, ToolError
 from opsgraph.tools.traffic import TrafficError
 
 # Failures an operator can act on: shown as one clear line, not a traceback.
@@ -43,7 +43,7 @@ app = typer.Typer(
 incidents_app = typer.Typer(help="List and show incidents from the ledger.", no_args_is_help=False)
 app.add_typer(incidents_app, name="incidents")
 
-SCENARIOS = ["redis-memory-pressure"]
+SCENARIO_HELP = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
 
 InventoryOption = Annotated[
     Path, typer.Option("--inventory", "-i", envvar="OPSGRAPH_INVENTORY", help="Inventory file.")
@@ -104,31 +104,26 @@ def scan_command(inventory: InventoryOption = Path("opsgraph.yaml")) -> None:
     out.print(scan_table(probe_all(_inventory(inventory))))
 
 
-def _redis_target(inventory: Inventory, name: str | None) -> str:
-    if name:
-        return name
-    for resource in inventory.resources:
-        if resource.kind is ResourceKind.REDIS:
-            return resource.name
-    err.print("[red]the inventory has no redis resource to inject into[/]")
-    raise typer.Exit(2)
-
-
-def _inject(scenario: str, inventory: Inventory, resource: str | None) -> dict[str, Any]:
-    if scenario != "redis-memory-pressure":
-        err.print(f"[red]unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}[/]")
-        raise typer.Exit(2)
-    return fill_redis_memory(inventory.get(_redis_target(inventory, resource)))
+def _inject(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
+    try:
+        scenario = scenario_named(scenario_name)
+        inventory = _inventory(inventory_path)
+        target = target_of(scenario, inventory, resource)
+    except (UnknownScenario, ValueError) as error:
+        err.print(f"[red]{escape(str(error.args[0]))}[/]")
+        raise typer.Exit(2) from None
+    return {"resource": target.name, **scenario.inject(target, ToolContext(inventory=inventory, state_dir=state_dir))}
 
 
 @app.command()
 def inject(
-    scenario: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCENARIOS)}")],
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
     inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
     resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
 ) -> None:
-    """Inject a real fault (e.g. fill Redis to >= 95 % of maxmemory through the real client)."""
-    result = _inject(scenario, _inventory(inventory), resource)
+    """Inject a real fault into a real target (see the scenario list in --help)."""
+    result = _inject(scenario, inventory, state_dir, resource)
     err.print(f"injected {scenario}: {json.dumps(result)}")
 
 
@@ -174,7 +169,7 @@ def fix(
 
 @app.command()
 def demo(
-    scenario: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCENARIOS)}")],
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     approval: ApprovalOption = ApprovalMode.RISKY,
@@ -189,7 +184,7 @@ def demo(
     err.print("[bold]1/3 local stack[/]")
     stack.up(progress=err.print)
     err.print(f"[bold]2/3 injecting {scenario}[/]")
-    err.print(f"  {json.dumps(_inject(scenario, _inventory(inventory), None))}")
+    err.print(f"  {json.dumps(_inject(scenario, inventory, state_dir, None))}")
     injected_at = time.time()  # the fault exists from here on: MTTD counts from now
     err.print("[bold]3/3 fixing[/]")
     records = _run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=injected_at)

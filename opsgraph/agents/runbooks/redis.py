@@ -1,9 +1,4 @@
-"""The embedded runbook backend: known failure signatures → deterministic diagnosis and plan.
-
-It is the offline default and, later, the fallback when a model fails. It is honest
-about being rule-based: every diagnosis says `backend="runbook"`, and a signature it
-does not know yields an empty plan (so the incident escalates) rather than a guess.
-"""
+"""Redis runbooks: memory pressure (scale maxmemory, purge fragmentation) and an unreachable server."""
 
 from __future__ import annotations
 
@@ -11,10 +6,10 @@ import math
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 
-BACKEND = "runbook"
 # After a scale-up, Redis should sit at this share of maxmemory: well under the default
 # degraded band (85 %), leaving room for the growth that caused the incident.
 TARGET_MEMORY_SHARE = 0.70
@@ -32,7 +27,7 @@ def _diagnose_redis_memory(incident: Incident, snapshot: Snapshot, read: ReadToo
     facts = _redis_facts(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"redis_info failed: {facts['error']}"]
-        return _observed(incident, evidence, "Redis is under memory pressure; details could not be read", 0.5)
+        return observed(incident, evidence, "Redis is under memory pressure; details could not be read", 0.5)
     used_mb = facts["used_memory"] / 2**20
     max_mb = facts["maxmemory"] / 2**20
     fragmentation = float(facts.get("mem_fragmentation_ratio") or 1.0)
@@ -68,7 +63,7 @@ def _diagnose_redis_memory(incident: Incident, snapshot: Snapshot, read: ReadToo
     )
 
 
-def _plan_redis_memory(resource: Resource, read: ReadTool) -> Plan:
+def _plan_redis_memory(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
     facts = _redis_facts(read, resource.name)
     if "error" in facts:
         return Plan(steps=[], summary=f"cannot plan: redis_info failed ({facts['error']})", backend=BACKEND)
@@ -107,47 +102,22 @@ def _plan_redis_memory(resource: Resource, read: ReadTool) -> Plan:
     return Plan(steps=steps, summary=f"raise maxmemory of {resource.name} to {wanted_mb} MiB", backend=BACKEND)
 
 
-def _observed(incident: Incident, evidence: list[str], root_cause: str, confidence: float) -> Diagnosis:
-    """A diagnosis resting only on what the probe saw."""
-    return Diagnosis(
-        root_cause=root_cause,
-        symptom=incident.symptom,
-        evidence=evidence,
-        confidence=confidence,
-        severity=incident.severity,
-        backend=BACKEND,
+def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
+    cause = f"{incident.resource} does not answer: the server is down or hung"
+    return observed(incident, snapshot.reasons, cause, confidence=0.7)
+
+
+def _plan_restart(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
+    step = PlanStep(
+        tool="redis_restart",
+        args={"resource": resource.name},
+        rationale="the server does not answer; a restart brings it back (unsaved data is lost)",
+        expected_effect="redis answers PING again",
     )
+    return Plan(steps=[step], summary=f"restart {resource.name}", backend=BACKEND)
 
 
-class RunbookReasoner:
-    """Deterministic reasoning from known signatures; no model, no network."""
-
-    name = BACKEND
-
-    def diagnose(self, incident: Incident, snapshot: Snapshot, read: ReadTool, feedback: str | None) -> Diagnosis:
-        if incident.symptom == "redis_memory_pressure":
-            return _diagnose_redis_memory(incident, snapshot, read)
-        if incident.symptom.endswith("_unreachable"):
-            cause = f"{incident.resource} does not answer: the server is down or hung"
-            return _observed(incident, snapshot.reasons, cause, confidence=0.7)
-        return _observed(incident, snapshot.reasons, f"no runbook for {incident.symptom}", confidence=0.0)
-
-    def plan(
-        self, incident: Incident, diagnosis: Diagnosis, resource: Resource, read: ReadTool, feedback: str | None
-    ) -> Plan:
-        if incident.symptom == "redis_memory_pressure":
-            return _plan_redis_memory(resource, read)
-        if incident.symptom == "redis_unreachable":
-            return Plan(
-                steps=[
-                    PlanStep(
-                        tool="redis_restart",
-                        args={"resource": resource.name},
-                        rationale="the server does not answer; a restart brings it back (unsaved data is lost)",
-                        expected_effect="redis answers PING again",
-                    )
-                ],
-                summary=f"restart {resource.name}",
-                backend=BACKEND,
-            )
-        return Plan(steps=[], summary=f"no runbook step for {incident.symptom}: escalate to a human", backend=BACKEND)
+RUNBOOKS = {
+    "redis_memory_pressure": Runbook(diagnose=_diagnose_redis_memory, plan=_plan_redis_memory),
+    "redis_unreachable": Runbook(diagnose=_diagnose_unreachable, plan=_plan_restart),
+}

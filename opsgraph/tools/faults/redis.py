@@ -1,8 +1,4 @@
-"""Fault injection through real clients, for demos, tests and evals.
-
-Each injector produces the real symptom (not a flag): memory pressure is real data
-written into Redis until the probe sees it.
-"""
+"""Redis faults: memory pressure is real data written into Redis until the probe sees it."""
 
 from __future__ import annotations
 
@@ -10,9 +6,10 @@ from typing import Any
 
 import redis
 
-from opsgraph.tools.inventory import Resource
+from opsgraph.tools.faults.scenario import Scenario
+from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.redis_tools import MB, redis_client
-from opsgraph.tools.spec import ToolError
+from opsgraph.tools.spec import ToolContext, ToolError
 
 BALLAST_PREFIX = "opsgraph:fault:ballast:"
 
@@ -39,3 +36,17 @@ def fill_redis_memory(resource: Resource, target_pct: float = 97.0) -> dict[str,
         "maxmemory_mb": round(maxmemory / MB, 2),
         "used_pct": round(100 * used / maxmemory, 2),
     }
+
+
+def _memory_pressure(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
+    return fill_redis_memory(resource)
+
+
+SCENARIOS = [
+    Scenario(
+        name="redis-memory-pressure",
+        target_kind=ResourceKind.REDIS,
+        description="fill Redis to >= 95 % of maxmemory through the real client",
+        inject=_memory_pressure,
+    ),
+]
