@@ -14,6 +14,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-li
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 # Validating docker-compose.yml needs a compose tool (the v1 one is what Debian packages).
+# A real Docker Engine for the container tools' tests (started privately by the tests).
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsgraph.tools import redis_tools
+from opsgraph.tools import docker_tools, nginx_tools, postgres_tools, redis_tools
 from opsgraph.tools.inventory import ResourceKind
 from opsgraph.tools.spec import ToolSpec
 
@@ -23,7 +23,9 @@ def _build_catalogue(*modules_tools: list[ToolSpec[Any]]) -> dict[str, ToolSpec[
     return table
 
 
-CATALOGUE: dict[str, ToolSpec[Any]] = _build_catalogue(redis_tools.TOOLS)
+CATALOGUE: dict[str, ToolSpec[Any]] = _build_catalogue(
+    redis_tools.TOOLS, postgres_tools.TOOLS, nginx_tools.TOOLS, docker_tools.TOOLS
+)
 
 
 def tools_for(kind: ResourceKind) -> list[ToolSpec[Any]]:

@@ -27,6 +27,7 @@ class ResourceKind(StrEnum):
     POSTGRES = "postgres"
     NGINX = "nginx"
     HTTP = "http"  # an HTTP service judged by its health endpoint (e.g. the sample app)
+    CONTAINER = "container"  # a container judged by its state (running, restarts, OOM kills, memory)
 
 
 class Environment(StrEnum):
@@ -43,7 +44,8 @@ class _Strict(BaseModel):
 
 class Connection(_Strict):
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)]
+    # 0 = none: only a container resource may go without a port.
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
     user: str | None = None
     database: str | None = None
     # Secrets are never written in the inventory: it names the variable that holds them.
@@ -92,6 +94,16 @@ class LocalSettings(_Strict):
     app_database: str | None = Field(None, description="http (sample app): its postgres resource")
     app_cache: str | None = Field(None, description="http (sample app): its redis resource")
     upstream: str | None = Field(None, description="nginx: the http resource it proxies to")
+    worker_connections: Annotated[int, Field(ge=8)] = 256
+
+
+class DockerSettings(_Strict):
+    """Where a resource lives in Docker (environment: docker)."""
+
+    container: str | None = Field(None, description="Container name or id")
+    service_label: str | None = Field(
+        None, description="Label value of `opsgraph.service` shared by the replicas of a scalable service"
+    )
 
 
 class ResourcePolicy(_Strict):
@@ -105,11 +117,12 @@ class Resource(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
     kind: ResourceKind
     environment: Environment = Environment.LOCAL
-    connection: Connection
+    connection: Connection = Connection()
     thresholds: Thresholds = Thresholds()
     local: LocalSettings = LocalSettings()
     policy: ResourcePolicy = ResourcePolicy()
     http: HttpSettings = HttpSettings()
+    docker: DockerSettings = DockerSettings()
 
 
 class Inventory(_Strict):
@@ -123,6 +136,15 @@ class Inventory(_Strict):
             if resource.name in seen:
                 raise ValueError(f"resource name {resource.name!r} appears twice")
             seen.add(resource.name)
+        return self
+
+    @model_validator(mode="after")
+    def _ports_given(self) -> Inventory:
+        for index, resource in enumerate(self.resources):
+            if resource.kind is not ResourceKind.CONTAINER and resource.connection.port == 0:
+                raise ValueError(
+                    f"resources[{index}] ({resource.name}): connection.port is required for {resource.kind}"
+                )
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ One module per target kind holds its signatures (`RUNBOOKS`: symptom → Runbook
 from __future__ import annotations
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.agents.runbooks import redis
+from opsgraph.agents.runbooks import containers, nginx, postgres, redis
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
 from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
 from opsgraph.tools.inventory import Resource
@@ -24,7 +24,7 @@ def _registry(*tables: dict[str, Runbook]) -> dict[str, Runbook]:
     return merged
 
 
-RUNBOOKS = _registry(redis.RUNBOOKS)
+RUNBOOKS = _registry(redis.RUNBOOKS, postgres.RUNBOOKS, nginx.RUNBOOKS, containers.RUNBOOKS)
 
 
 class RunbookReasoner:

@@ -6,12 +6,15 @@ per target kind declares its `SCENARIOS`, registered here by name.
 
 from __future__ import annotations
 
-from opsgraph.tools.faults import redis
+from opsgraph.tools.faults import containers, nginx, postgres, redis
 from opsgraph.tools.faults.redis import fill_redis_memory
 from opsgraph.tools.faults.scenario import Scenario
 from opsgraph.tools.inventory import Inventory, Resource
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in [*redis.SCENARIOS]}
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in [*redis.SCENARIOS, *postgres.SCENARIOS, *nginx.SCENARIOS, *containers.SCENARIOS]
+}
 
 
 class UnknownScenario(KeyError):
