@@ -210,6 +210,33 @@ def traffic(
 
 
 @app.command()
+def mcp(
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp).")] = "stdio",
+    access: Annotated[str, typer.Option(help="Riskiest tools served: read, safe or all.")] = "read",
+    host: Annotated[str, typer.Option(help="HTTP listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+) -> None:
+    """Serve the tool catalogue over MCP. No human approves MCP calls: mutating tools need --access."""
+    from opsgraph.tools.mcp_server import Access, build_server
+
+    if transport not in ("stdio", "http"):
+        err.print(f"[red]error:[/] transport must be stdio or http, got {escape(transport)}")
+        raise typer.Exit(2)
+    try:
+        level = Access(access)
+    except ValueError:
+        err.print(f"[red]error:[/] access must be read, safe or all, got {escape(access)}")
+        raise typer.Exit(2) from None
+    ctx = ToolContext(inventory=_inventory(inventory), state_dir=state_dir)
+    server = build_server(ctx, level, host=host, port=port)
+    if transport == "http":
+        err.print(f"serving OpsGraph tools ({level}) on http://{host}:{port}/mcp")
+    server.run("streamable-http" if transport == "http" else "stdio")
+
+
+@app.command()
 def watch(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),

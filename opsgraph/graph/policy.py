@@ -49,15 +49,13 @@ def review_step(index: int, step: PlanStep, inventory: Inventory, scope: set[str
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in error.errors())
         return verdict(StepVerdict.REFUSE, f"invalid arguments for {step.tool}: {problems}", spec.risk)
-    if args.resource not in scope:
-        return verdict(StepVerdict.REFUSE, f"resource {args.resource!r} is outside this incident's scope", spec.risk)
     if not inventory.has(args.resource):
         return verdict(StepVerdict.REFUSE, f"resource {args.resource!r} is not in the inventory", spec.risk)
+    if args.resource not in scope:
+        return verdict(StepVerdict.REFUSE, f"resource {args.resource!r} is outside this incident's scope", spec.risk)
     resource = inventory.get(args.resource)
-    if resource.kind is not spec.target_kind:
-        return verdict(
-            StepVerdict.REFUSE, f"{step.tool} acts on {spec.target_kind}, {resource.name} is {resource.kind}", spec.risk
-        )
+    if (misfit := spec.fits(resource)) is not None:
+        return verdict(StepVerdict.REFUSE, misfit, spec.risk)
     if spec.risk.exceeds(resource.policy.max_risk):
         return verdict(
             StepVerdict.REFUSE,

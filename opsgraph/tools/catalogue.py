@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsgraph.tools import docker_tools, nginx_tools, postgres_tools, redis_tools
-from opsgraph.tools.inventory import ResourceKind
+from opsgraph.tools import docker_tools, nginx_tools, postgres_tools, process_tools, redis_tools
+from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolSpec
 
 
@@ -24,10 +24,10 @@ def _build_catalogue(*modules_tools: list[ToolSpec[Any]]) -> dict[str, ToolSpec[
 
 
 CATALOGUE: dict[str, ToolSpec[Any]] = _build_catalogue(
-    redis_tools.TOOLS, postgres_tools.TOOLS, nginx_tools.TOOLS, docker_tools.TOOLS
+    redis_tools.TOOLS, postgres_tools.TOOLS, nginx_tools.TOOLS, docker_tools.TOOLS, process_tools.TOOLS
 )
 
 
-def tools_for(kind: ResourceKind) -> list[ToolSpec[Any]]:
-    """The tools that can act on a resource of this kind."""
-    return [spec for spec in CATALOGUE.values() if spec.target_kind is kind]
+def tools_for(resource: Resource) -> list[ToolSpec[Any]]:
+    """The tools that can act on this resource (its kind and its environment)."""
+    return [spec for spec in CATALOGUE.values() if spec.fits(resource) is None]

@@ -125,9 +125,34 @@ class Resource(_Strict):
     docker: DockerSettings = DockerSettings()
 
 
+class McpServer(_Strict):
+    """An extra MCP server whose tools the reasoning backends may read from.
+
+    Its tools are evidence only: the executor runs nothing that the OpsGraph catalogue
+    does not declare, so a plan can never contain them.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")]
+    transport: Literal["stdio", "streamable_http"]
+    command: str | None = None
+    args: list[str] = []
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> McpServer:
+        if self.name == "opsgraph":
+            raise ValueError("the MCP server name 'opsgraph' is reserved for OpsGraph's own catalogue")
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio MCP server needs `command`")
+        if self.transport == "streamable_http" and not self.url:
+            raise ValueError("a streamable_http MCP server needs `url`")
+        return self
+
+
 class Inventory(_Strict):
     version: Literal[1] = 1
     resources: list[Resource]
+    mcp_servers: list[McpServer] = []
 
     @model_validator(mode="after")
     def _unique_names(self) -> Inventory:

@@ -117,6 +117,46 @@ def redis_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"pid": status.pid, "running": status.running}
 
 
+def _client_summary(client: dict[str, Any]) -> dict[str, Any]:
+    return {key: client.get(key) for key in ("id", "addr", "name", "age", "idle", "flags", "cmd", "db")}
+
+
+def redis_clients(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Connected clients: how many, how idle, and the idlest ones (read-only)."""
+    clients = redis_client(ctx.resource(args.resource)).client_list()
+    idle = sorted(clients, key=lambda c: int(c.get("idle", 0)), reverse=True)
+    buckets = {"idle_under_10s": 0, "idle_10s_to_300s": 0, "idle_over_300s": 0}
+    for client in clients:
+        seconds = int(client.get("idle", 0))
+        key = "idle_under_10s" if seconds < 10 else "idle_10s_to_300s" if seconds < 300 else "idle_over_300s"
+        buckets[key] += 1
+    return {"connected": len(clients), **buckets, "idlest": [_client_summary(c) for c in idle[:10]]}
+
+
+class RedisKillIdleClientsArgs(ToolArgs):
+    min_idle_s: Annotated[int, Field(ge=10, description="Only clients idle at least this long")] = 300
+    max_clients: Annotated[int, Field(ge=1, le=10_000, description="Stop after this many")] = 1000
+
+
+# Replication links and pub/sub subscribers look idle but are doing their job.
+_PROTECTED_FLAGS = set("MSP")
+
+
+def redis_kill_idle_clients(args: RedisKillIdleClientsArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Disconnect clients idle for a long time (leaked connections); never replicas or subscribers."""
+    client = redis_client(ctx.resource(args.resource))
+    own_id = client.client_id()
+    killed: list[dict[str, Any]] = []
+    for entry in client.client_list():
+        if len(killed) >= args.max_clients:
+            break
+        if int(entry["id"]) == own_id or _PROTECTED_FLAGS & set(entry.get("flags", "")):
+            continue
+        if int(entry.get("idle", 0)) >= args.min_idle_s and client.client_kill_filter(_id=str(entry["id"])):
+            killed.append(_client_summary(entry))
+    return {"killed": len(killed), "clients": killed[:20]}
+
+
 TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         name="redis_info",
@@ -125,6 +165,24 @@ TOOLS: list[ToolSpec[Any]] = [
         target_kind=ResourceKind.REDIS,
         risk=Risk.READ,
         run=redis_info,
+        idempotent=True,
+    ),
+    ToolSpec(
+        name="redis_clients",
+        description="Count Redis clients by idle time and list the idlest ones.",
+        args_model=ToolArgs,
+        target_kind=ResourceKind.REDIS,
+        risk=Risk.READ,
+        run=redis_clients,
+        idempotent=True,
+    ),
+    ToolSpec(
+        name="redis_kill_idle_clients",
+        description="Disconnect Redis clients idle longer than min_idle_s (never replicas or subscribers).",
+        args_model=RedisKillIdleClientsArgs,
+        target_kind=ResourceKind.REDIS,
+        risk=Risk.DISRUPTIVE,
+        run=redis_kill_idle_clients,
         idempotent=True,
     ),
     ToolSpec(

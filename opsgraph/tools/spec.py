@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgraph.tools.environments import Lifecycle, lifecycle_for
-from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
+from opsgraph.tools.inventory import Environment, Inventory, Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 
 
@@ -51,13 +51,23 @@ class ToolSpec(Generic[ArgsT]):
     name: str
     description: str
     args_model: type[ArgsT]
-    target_kind: ResourceKind
+    target_kind: ResourceKind | None  # None: any kind (e.g. process tools)
     risk: Risk
     run: Callable[[ArgsT, ToolContext], dict[str, Any]]
     idempotent: bool
     undo: str | None = None
     # Resource-specific limits (e.g. a memory ceiling) that hold even with approval.
     check_limits: Callable[[ArgsT, Resource], str | None] | None = None
+    # Only resources in this environment (e.g. process tools act on local processes).
+    environment: Environment | None = None
+
+    def fits(self, resource: Resource) -> str | None:
+        """Why this tool cannot act on `resource`, or None when it can."""
+        if self.target_kind is not None and resource.kind is not self.target_kind:
+            return f"{self.name} acts on {self.target_kind}, {resource.name} is {resource.kind}"
+        if self.environment is not None and resource.environment is not self.environment:
+            return f"{self.name} acts on {self.environment} resources, {resource.name} runs in {resource.environment}"
+        return None
 
     @property
     def mutating(self) -> bool:

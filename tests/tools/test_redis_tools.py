@@ -30,9 +30,11 @@ def tools(stack: Stack) -> ToolContext:
 
 
 def test_catalogue_declares_risk_classes() -> None:
-    risks = {name: spec.risk for name, spec in CATALOGUE.items()}
+    risks = {name: spec.risk for name, spec in CATALOGUE.items() if name.startswith("redis_")}
     assert risks == {
         "redis_info": Risk.READ,
+        "redis_clients": Risk.READ,
+        "redis_kill_idle_clients": Risk.DISRUPTIVE,
         "redis_memory_purge": Risk.SAFE,
         "redis_scale_memory": Risk.DISRUPTIVE,
         "redis_flush": Risk.DESTRUCTIVE,
@@ -125,3 +127,19 @@ def test_unreachable_redis_is_a_failed_snapshot_and_an_error_outcome(tmp_path: P
     assert snapshot.health is Health.FAILED and snapshot.symptom == "redis_unreachable"
     outcome = run_tool("redis_info", {"resource": "gone"}, ToolContext(inventory=inventory, state_dir=tmp_path), 5)
     assert not outcome.ok and outcome.error is not None and "ConnectionError" in outcome.error
+
+
+def test_clients_and_killing_idle_ones(stack: Stack) -> None:
+    cache = stack.inventory.get("cache")
+    idle = redis_client(cache)
+    idle.client_setname("leaky")
+    busy = redis_client(cache)
+    busy.ping()
+    listed = run_tool("redis_clients", {"resource": "cache"}, tools(stack), 5)
+    assert listed.ok and listed.output is not None and listed.output["connected"] >= 2
+    assert "leaky" in {client["name"] for client in listed.output["idlest"]}
+
+    too_soon = run_tool("redis_kill_idle_clients", {"resource": "cache", "min_idle_s": 10}, tools(stack), 5)
+    assert too_soon.ok and too_soon.output == {"killed": 0, "clients": []}
+    refused = run_tool("redis_kill_idle_clients", {"resource": "cache", "min_idle_s": 1}, tools(stack), 5)
+    assert not refused.ok and "min_idle_s" in str(refused.error)  # at least 10 s: never live clients

@@ -1,0 +1,47 @@
+"""The tools a model-backed reasoner sees, loaded over MCP with langchain-mcp-adapters.
+
+OpsGraph's own catalogue is served read-only by a child `opsgraph mcp` process (so a
+model can gather evidence but never act: acting is the executor's job, after the
+policy engine), plus any extra MCP servers the inventory lists. Tool names carry
+their server's name as a prefix so that two servers cannot shadow each other.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from langchain_mcp_adapters.client import MultiServerMCPClient
+from langchain_mcp_adapters.sessions import Connection, StdioConnection, StreamableHttpConnection
+
+from opsgraph.graph.context import Context
+from opsgraph.tools.inventory import McpServer
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+OWN_SERVER = "opsgraph"
+
+
+def _extra(server: McpServer) -> Connection:
+    if server.transport == "stdio":
+        assert server.command is not None  # the inventory validates this
+        return StdioConnection(transport="stdio", command=server.command, args=server.args)
+    assert server.url is not None
+    return StreamableHttpConnection(transport="streamable_http", url=server.url)
+
+
+def connections(context: Context) -> dict[str, Connection]:
+    own = StdioConnection(
+        transport="stdio",
+        command=sys.executable,
+        args=["-m", "opsgraph", "mcp", "--transport", "stdio", "--access", "read",
+              "--inventory", context.inventory_path, "--state-dir", context.state_dir],
+    )  # fmt: skip
+    return {OWN_SERVER: own, **{server.name: _extra(server) for server in context.inventory.mcp_servers}}
+
+
+async def load_tools(context: Context) -> list[BaseTool]:
+    """Every evidence tool: OpsGraph's read-only catalogue and the extra servers' tools."""
+    client = MultiServerMCPClient(connections(context), tool_name_prefix=True)
+    return await client.get_tools()
