@@ -1,0 +1,15 @@
+"""The benchmark runs end to end (one run) and writes its percentile report."""
+
+import json
+from pathlib import Path
+
+from bench.redis_memory_pressure import main
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    output = tmp_path / "report.json"
+    assert main(["--runs", "1", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["runs"] == 1
+    assert report["mttr_s"]["p50"] < 10
+    assert 0 < report["graph_overhead_share"]["p50"] < 1
