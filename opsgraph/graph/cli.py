@@ -209,6 +209,23 @@ def traffic(
     out.print(f"{stats.requests} requests ({statuses}); latency p50 {p50:.0f} ms, p95 {p95:.0f} ms")
 
 
+@app.command("tools")
+def tools_command() -> None:
+    """List the tool catalogue: name, target, risk, undo."""
+    from rich.table import Table
+
+    from opsgraph.tools.catalogue import CATALOGUE
+
+    table = Table(title="OpsGraph tool catalogue")
+    for column in ("tool", "acts on", "risk", "what it does", "undo"):
+        table.add_column(column)
+    for spec in sorted(CATALOGUE.values(), key=lambda s: s.name):
+        where = f"any {spec.environment} resource" if spec.environment else "any resource"
+        target = str(spec.target_kind) if spec.target_kind else where
+        table.add_row(spec.name, target, str(spec.risk), spec.description, spec.undo or "")
+    out.print(table)
+
+
 @app.command()
 def mcp(
     transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp).")] = "stdio",
