@@ -56,4 +56,4 @@ def test_compose_inventory_is_valid() -> None:
     from opsgraph.tools.inventory import load_inventory
 
     inventory = load_inventory(ROOT / "deploy" / "opsgraph.compose.yaml")
-    assert {r.name for r in inventory.resources} == {"cache", "db", "shop", "edge"}
+    assert {r.name for r in inventory.resources} == {"cache", "db", "shop", "edge", "shop-container"}

@@ -166,6 +166,8 @@ class Inventory(_Strict):
     @model_validator(mode="after")
     def _ports_given(self) -> Inventory:
         for index, resource in enumerate(self.resources):
+            if resource.kind is ResourceKind.CONTAINER and resource.environment is not Environment.DOCKER:
+                raise ValueError(f"resources[{index}] ({resource.name}): a container resource needs environment: docker")
             if resource.kind is not ResourceKind.CONTAINER and resource.connection.port == 0:
                 raise ValueError(
                     f"resources[{index}] ({resource.name}): connection.port is required for {resource.kind}"

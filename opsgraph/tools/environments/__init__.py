@@ -1,7 +1,8 @@
 """Where resources run, and the lifecycle operations that depend on it.
 
 `local` (supervised processes on loopback ports) is the embedded default; `docker`
-and `gcp` arrive with their own issues and fail clearly until then.
+reaches containers through the Docker Engine API; `gcp` arrives with its own issue
+and fails clearly until then.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def lifecycle_for(resource: Resource, inventory: Inventory, state_dir: Path) -> 
         from opsgraph.tools.environments.local import LocalStack
 
         return LocalStack(state_dir, inventory)
+    if resource.environment is Environment.DOCKER:
+        from opsgraph.tools.environments.docker import DockerEnvironment
+
+        return DockerEnvironment(inventory)
     raise UnsupportedEnvironment(
         f"resource {resource.name!r} runs in the {resource.environment} environment, "
-        "which has no lifecycle operations in this version (only 'local')"
+        "which has no lifecycle operations in this version (only 'local' and 'docker')"
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from opsgraph.graph.schemas import Snapshot
 from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
+from opsgraph.tools.probes.container_probe import probe_container
 from opsgraph.tools.probes.http_probe import probe_http
 from opsgraph.tools.probes.nginx_probe import probe_nginx
 from opsgraph.tools.probes.postgres_probe import probe_postgres
@@ -19,6 +20,7 @@ _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
     ResourceKind.POSTGRES: probe_postgres,
     ResourceKind.NGINX: probe_nginx,
     ResourceKind.HTTP: probe_http,
+    ResourceKind.CONTAINER: probe_container,
 }
 
 
