@@ -95,6 +95,9 @@ class LocalSettings(_Strict):
     app_cache: str | None = Field(None, description="http (sample app): its redis resource")
     upstream: str | None = Field(None, description="nginx: the http resource it proxies to")
     worker_connections: Annotated[int, Field(ge=8)] = 256
+    app_user: Annotated[str | None, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = Field(
+        None, description="postgres: the non-superuser role local apps log in as; owns connection.database"
+    )
 
 
 class DockerSettings(_Strict):
@@ -167,7 +170,9 @@ class Inventory(_Strict):
     def _ports_given(self) -> Inventory:
         for index, resource in enumerate(self.resources):
             if resource.kind is ResourceKind.CONTAINER and resource.environment is not Environment.DOCKER:
-                raise ValueError(f"resources[{index}] ({resource.name}): a container resource needs environment: docker")
+                raise ValueError(
+                    f"resources[{index}] ({resource.name}): a container resource needs environment: docker"
+                )
             if resource.kind is not ResourceKind.CONTAINER and resource.connection.port == 0:
                 raise ValueError(
                     f"resources[{index}] ({resource.name}): connection.port is required for {resource.kind}"

@@ -47,12 +47,14 @@ class SampleAppServer(Server):
                 f"{self.label}: a local http resource runs the sample app and needs local.app_database "
                 "and local.app_cache naming its postgres and redis resources"
             )
-        database = self.inventory.get(local.app_database).connection
+        db = self.inventory.get(local.app_database)
+        database = db.connection
         cache = self.inventory.get(local.app_cache).connection
+        role = db.local.app_user or database.user or "postgres"
+        dbname = database.database or "postgres"
         environment = {
             **os.environ,
-            "SHOP_DATABASE_URL": f"postgresql://{database.user or 'postgres'}@{database.host}:{database.port}/"
-            f"{database.database or 'postgres'}",
+            "SHOP_DATABASE_URL": f"postgresql://{role}@{database.host}:{database.port}/{dbname}",
             "SHOP_REDIS_URL": f"redis://{cache.host}:{cache.port}/0",
         }
         if (password := database.password()) is not None:

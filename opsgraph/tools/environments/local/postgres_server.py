@@ -145,15 +145,22 @@ class PostgresServer(Server):
             return False
 
     def provision(self) -> None:
-        """Create the inventory's role and database if missing (idempotent)."""
+        """Create the inventory's roles and database if missing (idempotent).
+
+        Local apps log in as `local.app_user`, an ordinary role that owns the database:
+        an application should never hold superuser sessions, and OpsGraph never
+        terminates superuser sessions, so a leak by the app stays fixable.
+        """
         user = self.resource.connection.user
+        app_user = self.resource.local.app_user
         database = self.resource.connection.database
         with self._connect() as conn:
             role_query = "SELECT 1 FROM pg_roles WHERE rolname = %s"
-            if user and user != "postgres" and not conn.execute(role_query, (user,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+            for role in sorted({name for name in (user, app_user) if name and name != "postgres"}):
+                if not conn.execute(role_query, (role,)).fetchone():
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(sql.Identifier(role)))
             database_query = "SELECT 1 FROM pg_database WHERE datname = %s"
             if database and not conn.execute(database_query, (database,)).fetchone():
-                owner = sql.Identifier(user or "postgres")
+                owner = sql.Identifier(app_user or user or "postgres")
                 create = sql.SQL("CREATE DATABASE {} OWNER {}")
                 conn.execute(create.format(sql.Identifier(database), owner))
