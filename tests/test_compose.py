@@ -34,7 +34,7 @@ def config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_compose_file_is_valid_and_complete() -> None:
-    result = config({"POSTGRES_PASSWORD": "example-only"})
+    result = config({"POSTGRES_PASSWORD": "example-only", "SHOP_DB_PASSWORD": "example-only-too"})
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert set(services) == {"redis", "postgres", "sample-app", "nginx", "opsgraph"}
