@@ -1,0 +1,134 @@
+"""The catalogue over MCP: stdio and streamable HTTP, annotations, access levels, policy, and the adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, Tool
+from support import Stack, free_port, redis_resource, running_stack
+
+from opsgraph.agents.toolbox import load_tools
+from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.risk import Risk
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("mcp"), [redis_resource(max_memory_mb=128)]) as running:
+        yield running
+
+
+def server_args(stack: Stack, *extra: str) -> list[str]:
+    return ["-m", "opsgraph", "mcp", "--inventory", str(stack.inventory_path), "--state-dir", str(stack.state_dir),
+            *extra]  # fmt: skip
+
+
+async def _over_stdio(
+    stack: Stack, access: str, calls: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[Tool], list[CallToolResult]]:
+    params = StdioServerParameters(command=sys.executable, args=server_args(stack, "--access", access))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = (await session.list_tools()).tools
+        results = [await session.call_tool(name, arguments) for name, arguments in calls]
+    return tools, results
+
+
+def test_stdio_lists_every_tool_with_annotations(stack: Stack) -> None:
+    tools, [info] = asyncio.run(_over_stdio(stack, "all", [("redis_info", {"resource": "cache"})]))
+    by_name = {tool.name: tool for tool in tools}
+    assert len(by_name) == len(CATALOGUE) >= 20
+    for name, spec in CATALOGUE.items():
+        annotations = by_name[name].annotations
+        assert annotations is not None
+        assert annotations.readOnlyHint is (spec.risk is Risk.READ), name
+        assert annotations.destructiveHint is (spec.risk in (Risk.DISRUPTIVE, Risk.DESTRUCTIVE)), name
+        assert set(by_name[name].inputSchema["properties"]) == set(spec.args_model.model_fields), name
+    assert not info.isError
+    assert json.loads(info.content[0].text)["maxmemory"] == 32 * 2**20  # type: ignore[union-attr]
+
+
+def test_read_access_serves_no_mutating_tool(stack: Stack) -> None:
+    tools, [flush] = asyncio.run(_over_stdio(stack, "read", [("redis_flush", {"resource": "cache"})]))
+    assert tools and all(tool.annotations and tool.annotations.readOnlyHint for tool in tools)
+    assert flush.isError
+
+
+def test_policy_limits_hold_over_mcp(stack: Stack) -> None:
+    _, [too_big, unknown] = asyncio.run(
+        _over_stdio(
+            stack,
+            "all",
+            [("redis_scale_memory", {"resource": "cache", "maxmemory_mb": 4096}), ("redis_info", {"resource": "x"})],
+        )
+    )
+    assert too_big.isError and "policy ceiling" in too_big.content[0].text  # type: ignore[union-attr]
+    assert unknown.isError and "not in the inventory" in unknown.content[0].text  # type: ignore[union-attr]
+
+
+def test_streamable_http(stack: Stack) -> None:
+    port = free_port()
+    log = (stack.state_dir.parent / "mcp-http.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, *server_args(stack, "--transport", "http", "--port", str(port), "--access", "all")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, (stack.state_dir.parent / "mcp-http.log").read_text()
+                time.sleep(0.1)
+
+        async def talk() -> tuple[list[Tool], CallToolResult]:
+            async with (
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, _),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                return (await session.list_tools()).tools, await session.call_tool(
+                    "redis_clients", {"resource": "cache"}
+                )
+
+        tools, clients = asyncio.run(talk())
+        assert len(tools) == len(CATALOGUE) >= 20
+        assert not clients.isError and json.loads(clients.content[0].text)["connected"] >= 1  # type: ignore[union-attr]
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def test_langchain_adapters_load_our_server_and_an_extra_one(stack: Stack, tmp_path: Path) -> None:
+    inventory = yaml.safe_load(stack.inventory_path.read_text())
+    inventory["mcp_servers"] = [
+        {"name": "mirror", "transport": "stdio", "command": sys.executable, "args": server_args(stack)}
+    ]
+    path = tmp_path / "with-extra.yaml"
+    path.write_text(yaml.safe_dump(inventory))
+    context = stack.context(inventory_path=str(path))
+
+    tools = asyncio.run(load_tools(context))
+    names = {tool.name for tool in tools}
+    assert "opsgraph_redis_info" in names and "mirror_redis_info" in names
+    assert "opsgraph_redis_flush" not in names  # the reasoner's view is read-only
+    info = next(tool for tool in tools if tool.name == "opsgraph_redis_info")
+    result = asyncio.run(info.ainvoke({"resource": "cache", "section": "memory"}))
+    text = result if isinstance(result, str) else json.dumps(result)
+    assert "maxmemory" in text
