@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support import running_stack
 
 from containers.docker_support import RunContainer, container_resource
@@ -78,12 +79,21 @@ def test_oom_kill_gets_more_memory_and_a_restart(tmp_path: Path, run_container: 
     assert container.status == "running" and container.attrs["HostConfig"]["Memory"] == 64 * MB
 
 
-def test_cli_demo_of_a_container_crash(tmp_path: Path, run_container: RunContainer) -> None:
-    container = run_container()
+@pytest.mark.parametrize(
+    ("scenario", "tools", "limits"),
+    [
+        ("container-crash", ["docker_restart"], {}),
+        ("container-oom", ["docker_update", "docker_restart"], {"mem_limit": "32m", "memswap_limit": "32m"}),
+    ],
+)
+def test_cli_demo_of_a_container_fault(
+    tmp_path: Path, run_container: RunContainer, scenario: str, tools: list[str], limits: dict[str, str]
+) -> None:
+    container = run_container(**limits)
     inventory = tmp_path / "opsgraph.yaml"
     inventory.write_text(json.dumps({"version": 1, "resources": [container_resource("app", container.name)]}))
     command = [
-        sys.executable, "-m", "opsgraph", "demo", "container-crash", "--approval", "none", "--json",
+        sys.executable, "-m", "opsgraph", "demo", scenario, "--approval", "none", "--json",
         "--inventory", str(inventory), "--state-dir", str(tmp_path / "state"),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -91,6 +101,6 @@ def test_cli_demo_of_a_container_crash(tmp_path: Path, run_container: RunContain
     [line] = [line for line in result.stdout.splitlines() if line.strip()]
     record = json.loads(line)
     assert record["resource"] == "app" and record["resolved"] is True, record
-    assert [a["tool"] for a in record["actions"]] == ["docker_restart"]
+    assert [a["tool"] for a in record["actions"]] == tools
     container.reload()
     assert container.status == "running"
