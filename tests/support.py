@@ -38,6 +38,29 @@ def redis_resource(name: str = "cache", maxmemory_mb: int = 32, **policy: Any) -
     }
 
 
+def shop_resources(max_connections: int = 40, edge: bool = True) -> list[dict[str, Any]]:
+    """The sample shop's stack on free ports: Redis, PostgreSQL, the app, and nginx in front if `edge`."""
+    resources: list[dict[str, Any]] = [
+        redis_resource("cache", maxmemory_mb=32),
+        {
+            "name": "db", "kind": "postgres", "environment": "local",
+            "connection": {"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "shop"},
+            "local": {"max_connections": max_connections, "app_user": "shop"},
+        },
+        {
+            "name": "shop", "kind": "http", "environment": "local",
+            "connection": {"host": "127.0.0.1", "port": free_port()},
+            "local": {"app_database": "db", "app_cache": "cache"},
+        },
+    ]  # fmt: skip
+    if edge:
+        resources.append({
+            "name": "edge", "kind": "nginx", "environment": "local",
+            "connection": {"host": "127.0.0.1", "port": free_port()}, "local": {"upstream": "shop"},
+        })  # fmt: skip
+    return resources
+
+
 @dataclass
 class Stack:
     """A running local stack in a temporary state folder, with its inventory file."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Stack, free_port, redis_resource, running_stack, stop, wait_for, watching
+from support import Stack, running_stack, shop_resources, stop, wait_for, watching
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.probes import probe
@@ -25,29 +25,9 @@ from opsgraph.tools.traffic import TrafficPlan, TrafficStats, generate_traffic
 MAX_CONNECTIONS = 40
 
 
-def shop_resources() -> list[dict[str, Any]]:
-    return [
-        redis_resource("cache", maxmemory_mb=32),
-        {
-            "name": "db", "kind": "postgres", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "shop"},
-            "local": {"max_connections": MAX_CONNECTIONS},
-        },
-        {
-            "name": "shop", "kind": "http", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": free_port()},
-            "local": {"app_database": "db", "app_cache": "cache"},
-        },
-        {
-            "name": "edge", "kind": "nginx", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": free_port()}, "local": {"upstream": "shop"},
-        },
-    ]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("shop"), shop_resources()) as running:
+    with running_stack(tmp_path_factory.mktemp("shop"), shop_resources(MAX_CONNECTIONS)) as running:
         yield running
 
 

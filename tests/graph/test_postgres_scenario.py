@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Stack, free_port, redis_resource, running_stack, wait_for
+from support import Stack, running_stack, shop_resources, wait_for
 
 from opsgraph.agents.runbooks import RUNBOOKS
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -35,25 +35,9 @@ pytestmark = pytest.mark.timeout(90)
 MAX_CONNECTIONS = 40
 
 
-def shop_resources() -> list[dict[str, Any]]:
-    return [
-        redis_resource("cache", maxmemory_mb=32),
-        {
-            "name": "db", "kind": "postgres", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "shop"},
-            "local": {"max_connections": MAX_CONNECTIONS, "app_user": "shop"},
-        },
-        {
-            "name": "shop", "kind": "http", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": free_port()},
-            "local": {"app_database": "db", "app_cache": "cache"},
-        },
-    ]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("shop"), shop_resources()) as running:
+    with running_stack(tmp_path_factory.mktemp("shop"), shop_resources(MAX_CONNECTIONS, edge=False)) as running:
         yield running
 
 
