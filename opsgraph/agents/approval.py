@@ -54,6 +54,14 @@ def approval_request(incident_id: str, plan: Plan, asked: list[ReviewedStep], er
         ],
         "allowed_decisions": ["approve", "reject"],
         "answer_format": {"decision": "approve | reject", "by": "your name", "digests": [r.digest for r in asked]},
+        "plan_backend": plan.backend,
+        "untrusted_input": plan.informed_by_untrusted_text,
+        "warning": (
+            f"This plan was written by {plan.backend} after it read untrusted text (tool output, logs). "
+            "Text in logs can try to steer a model: check each step yourself."
+            if plan.informed_by_untrusted_text
+            else None
+        ),
         "error": error,
     }
 

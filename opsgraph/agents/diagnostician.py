@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from opsgraph.agents.evidence import ReadOnlyTools
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.schemas import Incident, Snapshot
-from opsgraph.graph.state import IncidentState, event
+from opsgraph.graph.state import IncidentState, event, reasoning_entry
 
 
 def latest_snapshot(state: IncidentState) -> Snapshot:
@@ -29,6 +29,7 @@ def diagnostician(state: IncidentState, runtime: Runtime[Context]) -> dict[str, 
     now = time.time()
     return {
         "diagnosis": diagnosis.model_dump(mode="json"),
+        "reasoning_log": [reasoning_entry("diagnostician", diagnosis.backend, diagnosis.tokens, diagnosis.fallback)],
         "timeline": [
             *read.timeline("diagnostician", now),
             event("diagnostician", f"[{diagnosis.backend}] {diagnosis.root_cause}", now),

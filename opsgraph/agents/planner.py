@@ -1,4 +1,9 @@
-"""Planner node: the reasoning backend proposes steps; the policy engine reviews each one."""
+"""Planner node: the reasoning backend proposes steps; the policy engine reviews each one.
+
+A model whose plan the policy refuses gets the reasons back for one re-plan; if that is
+refused too, the runbook's plan replaces it (recorded as a fallback). The runbook's own
+refusals are final: it would only propose the same thing again.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,18 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from opsgraph.agents.evidence import ReadOnlyTools
+from opsgraph.agents.reasoning import Reasoner
+from opsgraph.agents.runbooks import RunbookReasoner
+from opsgraph.agents.runbooks.common import BACKEND as RUNBOOK
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.policy import review_plan
-from opsgraph.graph.schemas import Diagnosis, Incident
-from opsgraph.graph.state import IncidentState, event
+from opsgraph.graph.schemas import Diagnosis, Incident, Plan, ReviewedStep, StepVerdict
+from opsgraph.graph.state import IncidentState, event, reasoning_entry
+from opsgraph.tools.inventory import Resource
+
+
+def _refusals(reviewed: list[ReviewedStep]) -> str:
+    return "; ".join(f"step {r.index} {r.step.tool}: {r.reason}" for r in reviewed if r.verdict is StepVerdict.REFUSE)
 
 
 def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -20,9 +33,22 @@ def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     diagnosis = Diagnosis.model_validate(state["diagnosis"])
     resource = ctx.inventory.get(incident.resource)
     read = ReadOnlyTools(ctx.tools, ctx.tool_timeout_s)
-    plan = ctx.reasoning_backend().plan(incident, diagnosis, resource, read, state.get("feedback"))
+    reasoner = ctx.reasoning_backend()
+
+    def attempt(backend: Reasoner, feedback: str | None) -> tuple[Plan, list[ReviewedStep]]:
+        plan = backend.plan(incident, diagnosis, resource, read, feedback)
+        return plan, review_plan(plan.steps, ctx.inventory, {incident.resource}, ctx.approval_mode)
+
+    plan, reviewed = attempt(reasoner, state.get("feedback"))
+    log = [reasoning_entry("planner", plan.backend, plan.tokens, plan.fallback)]
+    if _refusals(reviewed) and reasoner.name != RUNBOOK:
+        plan, reviewed = attempt(reasoner, f"The policy engine refused your plan: {_refusals(reviewed)}. Plan again.")
+        log.append(reasoning_entry("planner", plan.backend, plan.tokens, plan.fallback))
+        if refused := _refusals(reviewed):
+            plan, reviewed = _runbook_instead(incident, diagnosis, resource, read, refused, ctx)
+            log.append(reasoning_entry("planner", plan.backend, plan.tokens, plan.fallback))
+
     plan_no = state.get("plan_no", 0) + 1
-    reviewed = review_plan(plan.steps, ctx.inventory, {incident.resource}, ctx.approval_mode)
     ctx.ledger.record_plan(incident.incident_id, plan_no, plan, reviewed)
     now = time.time()
     verdicts = ", ".join(f"{r.step.tool}={r.verdict}" for r in reviewed) or "no steps"
@@ -30,8 +56,17 @@ def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "plan": plan.model_dump(mode="json"),
         "plan_no": plan_no,
         "reviewed": [r.model_dump(mode="json") for r in reviewed],
+        "reasoning_log": log,
         "timeline": [
             *read.timeline("planner", now),
             event("planner", f"plan {plan_no} [{plan.backend}]: {plan.summary} ({verdicts})", now),
         ],
     }
+
+
+def _runbook_instead(
+    incident: Incident, diagnosis: Diagnosis, resource: Resource, read: ReadOnlyTools, refused: str, ctx: Context
+) -> tuple[Plan, list[ReviewedStep]]:
+    plan = RunbookReasoner().plan(incident, diagnosis, resource, read, None)
+    plan = plan.model_copy(update={"fallback": f"the policy refused the model's plan twice: {refused}"})
+    return plan, review_plan(plan.steps, ctx.inventory, {incident.resource}, ctx.approval_mode)

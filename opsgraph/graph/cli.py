@@ -14,6 +14,7 @@ from rich.markup import escape
 from opsgraph.graph.console import err, out, scan_table, show_node, show_report, terminal_approver
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
+from opsgraph.graph.tracing import configure_tracing
 from opsgraph.tools.binaries import MissingBinaryError
 from opsgraph.tools.environments import UnsupportedEnvironment
 from opsgraph.tools.environments.local import LocalStack, LocalStackError
@@ -75,6 +76,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    configure_tracing()
 
 
 @app.command()

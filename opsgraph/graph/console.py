@@ -46,6 +46,8 @@ def terminal_approver(approver_name: str | None) -> Any:
         err.print(f"\n[bold yellow]Approval needed[/] for incident {escape(request['incident_id'])}")
         if request.get("error"):
             err.print(f"[red]{escape(request['error'])}[/]")
+        if request.get("warning"):
+            err.print(f"[bold red]⚠ {escape(request['warning'])}[/]")
         err.print(escape(request["question"]))
         for step in request["steps"]:
             err.print(f"  • [bold]{escape(step['tool'])}[/] {escape(json.dumps(step['args']))}  risk={step['risk']}")

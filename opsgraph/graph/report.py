@@ -14,6 +14,17 @@ from opsgraph.graph.schemas import ActionRecord, Diagnosis, Incident, Snapshot, 
 from opsgraph.graph.state import IncidentState
 
 
+def _tokens(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model usage per node and in total (all zero for the rule-based runbook backend)."""
+    per_node: dict[str, dict[str, int]] = {}
+    for entry in log:
+        node = per_node.setdefault(entry["node"], {"input_tokens": 0, "output_tokens": 0})
+        for key in node:
+            node[key] += int(entry.get("tokens", {}).get(key, 0))
+    total = {key: sum(node[key] for node in per_node.values()) for key in ("input_tokens", "output_tokens")}
+    return {**total, "by_node": per_node}
+
+
 def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[str, Any]:
     incident = Incident.model_validate(state["incident"])
     before = Snapshot.model_validate(state["snapshot_before"])
@@ -51,6 +62,7 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
         "metrics_before": before.metrics,
         "metrics_after": verification.snapshot.metrics if verification else None,
         "reasoning_backend": diagnosis.backend if diagnosis else None,
-        "tokens": {"input": 0, "output": 0},  # the runbook backend uses no model
+        "tokens": _tokens(state.get("reasoning_log", [])),
+        "fallbacks": [entry["fallback"] for entry in state.get("reasoning_log", []) if entry.get("fallback")],
         "timeline": state.get("timeline", []),
     }

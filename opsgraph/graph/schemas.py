@@ -66,6 +66,8 @@ class Diagnosis(_Record):
     confidence: Annotated[float, Field(ge=0, le=1)]
     severity: Health
     backend: str = Field(description="Which reasoning backend produced this (runbook, a model name)")
+    tokens: dict[str, int] = Field(default_factory=dict, description="Model usage: input_tokens, output_tokens")
+    fallback: str | None = Field(None, description="Why a model's answer was replaced by the runbook's, if it was")
 
 
 class PlanStep(_Record):
@@ -85,6 +87,10 @@ class Plan(_Record):
     steps: list[PlanStep]
     summary: str
     backend: str
+    tokens: dict[str, int] = Field(default_factory=dict, description="Model usage: input_tokens, output_tokens")
+    fallback: str | None = Field(None, description="Why a model's plan was replaced by the runbook's, if it was")
+    # A plan written after reading tool output or logs may have been steered by them.
+    informed_by_untrusted_text: bool = False
 
 
 class StepVerdict(StrEnum):

@@ -34,6 +34,8 @@ class IncidentState(IncidentInput, total=False):
     attempt: int
     feedback: str | None
     timeline: Annotated[list[dict[str, Any]], operator.add]  # {"at", "node", "event"}, append-only
+    # One entry per reasoning call: {"node", "backend", "tokens", "fallback"}, append-only.
+    reasoning_log: Annotated[list[dict[str, Any]], operator.add]
     outcome: str  # healthy | duplicate | resolved | escalated | rejected
     outcome_detail: str
     report: dict[str, Any]
@@ -47,3 +49,7 @@ def event(node: str, text: str, at: float) -> dict[str, Any]:
 def conclude(outcome: str, detail: str, node: str, at: float) -> dict[str, Any]:
     """The state update that settles an incident's outcome (the report node writes it up)."""
     return {"outcome": outcome, "outcome_detail": detail, "timeline": [event(node, f"{outcome}: {detail}", at)]}
+
+
+def reasoning_entry(node: str, backend: str, tokens: dict[str, int], fallback: str | None) -> dict[str, Any]:
+    return {"node": node, "backend": backend, "tokens": tokens, "fallback": fallback}

@@ -124,9 +124,15 @@ def test_unattended_mode_still_refuses_what_policy_forbids(stack: Stack) -> None
     with incident_graph(stack.state_dir) as graph:
         done = start_incident(graph, context, "cache", "inc-none")
     assert done.pending is None
-    assert done.report is not None and done.report["outcome"] == "escalated"
-    assert "allows at most disruptive" in done.report["outcome_detail"]
-    assert redis_client(cache).dbsize() == keys
+    report = done.report
+    assert report is not None
+    # Refused twice (the backend re-plans once with the reasons), then the runbook's plan ran instead.
+    [fallback] = report["fallbacks"]
+    assert "allows at most disruptive" in fallback
+    assert [a["tool"] for a in report["actions"]][-1] == "redis_scale_memory"  # after a purge if fragmented
+    assert "redis_flush" not in {a["tool"] for a in report["actions"]}
+    assert report["resolved"] is True
+    assert redis_client(cache).dbsize() == keys  # nothing was flushed
 
 
 def test_unknown_tool_from_a_backend_is_refused(stack: Stack) -> None:
@@ -142,9 +148,24 @@ def test_unknown_tool_from_a_backend_is_refused(stack: Stack) -> None:
     )
     with incident_graph(stack.state_dir) as graph:
         done = start_incident(graph, context, "cache", "inc-unknown")
+    report = done.report
+    assert report is not None
+    assert "not in the catalogue" in report["fallbacks"][0]
+    ran = {row["tool"] for row in context.ledger.actions("inc-unknown")}
+    assert ran <= {"redis_memory_purge", "redis_scale_memory"}  # the runbook's; no part of the scripted plan
+
+
+def test_the_runbook_refusal_is_final(stack: Stack) -> None:
+    """A refused runbook plan escalates: re-asking a rule-based backend gives the same answer."""
+    fill_redis_memory(stack.inventory.get("cache"))
+    flush_runbook = ScriptedReasoner([{"tool": "redis_flush", "args": {"resource": "cache"}}])
+    flush_runbook.name = "runbook"
+    context = stack.context(approval="none", reasoner=flush_runbook)
+    with incident_graph(stack.state_dir) as graph:
+        done = start_incident(graph, context, "cache", "inc-final")
     assert done.report is not None and done.report["outcome"] == "escalated"
-    assert "not in the catalogue" in done.report["outcome_detail"]
-    assert context.ledger.actions("inc-unknown") == []  # no partial plan either
+    assert "allows at most disruptive" in done.report["outcome_detail"]
+    assert context.ledger.actions("inc-final") == []
 
 
 def test_failed_fix_retries_then_escalates(stack: Stack) -> None:
