@@ -23,7 +23,7 @@ def latest_snapshot(state: IncidentState) -> Snapshot:
 def diagnostician(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime.context)
     incident = Incident.model_validate(state["incident"])
-    reasoner = ctx.reasoning_backend()
+    reasoner = ctx.reasoning_backend("diagnostician")
     read = ReadOnlyTools(ctx.tools, ctx.tool_timeout_s)
     diagnosis = reasoner.diagnose(incident, latest_snapshot(state), read, state.get("feedback"))
     now = time.time()

@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.ledger import action_key
 from opsgraph.graph.policy import review_step
-from opsgraph.graph.schemas import ActionRecord, Incident, ReviewedStep, StepVerdict
+from opsgraph.graph.schemas import ActionRecord, Incident, Plan, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, event
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.runner import run_tool
@@ -36,9 +36,13 @@ def _blocked(step: ReviewedStep, status: str, why: str) -> ActionRecord:
     )
 
 
-def _gate(ctx: Context, incident: Incident, plan_no: int, step: ReviewedStep, key: str) -> ActionRecord | None:
+def _gate(
+    ctx: Context, incident: Incident, plan: Plan, plan_no: int, step: ReviewedStep, key: str
+) -> ActionRecord | None:
     """Why this step must not run now, as a record; None when it may run."""
-    fresh = review_step(step.index, step.step, ctx.inventory, {incident.resource}, ctx.approval_mode)
+    scope = {incident.resource}
+    untrusted = plan.informed_by_untrusted_text
+    fresh = review_step(step.index, step.step, ctx.inventory, scope, ctx.approval_mode, untrusted)
     if fresh.verdict is StepVerdict.REFUSE:
         return _blocked(step, "refused", fresh.reason)
     if fresh.verdict is StepVerdict.ASK:
@@ -55,11 +59,12 @@ def _gate(ctx: Context, incident: Incident, plan_no: int, step: ReviewedStep, ke
 def executor(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime.context)
     incident = Incident.model_validate(state["incident"])
+    plan = Plan.model_validate(state["plan"])
     plan_no = state["plan_no"]
     records: list[ActionRecord] = []
     for step in (ReviewedStep.model_validate(r) for r in state["reviewed"]):
         key = action_key(incident.incident_id, plan_no, step.index)
-        record = ctx.ledger.result_for(key) or _gate(ctx, incident, plan_no, step, key)
+        record = ctx.ledger.result_for(key) or _gate(ctx, incident, plan, plan_no, step, key)
         if record is None:
             ctx.ledger.record_intent(key, incident.incident_id, plan_no, step.index, step.step.tool, step.step.args)
             started = time.time()

@@ -33,11 +33,12 @@ def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     diagnosis = Diagnosis.model_validate(state["diagnosis"])
     resource = ctx.inventory.get(incident.resource)
     read = ReadOnlyTools(ctx.tools, ctx.tool_timeout_s)
-    reasoner = ctx.reasoning_backend()
+    reasoner = ctx.reasoning_backend("planner")
 
     def attempt(backend: Reasoner, feedback: str | None) -> tuple[Plan, list[ReviewedStep]]:
         plan = backend.plan(incident, diagnosis, resource, read, feedback)
-        return plan, review_plan(plan.steps, ctx.inventory, {incident.resource}, ctx.approval_mode)
+        untrusted = plan.informed_by_untrusted_text
+        return plan, review_plan(plan.steps, ctx.inventory, {incident.resource}, ctx.approval_mode, untrusted)
 
     plan, reviewed = attempt(reasoner, state.get("feedback"))
     log = [reasoning_entry("planner", plan.backend, plan.tokens, plan.fallback)]

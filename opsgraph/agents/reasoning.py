@@ -26,15 +26,3 @@ class Reasoner(Protocol):
     def plan(
         self, incident: Incident, diagnosis: Diagnosis, resource: Resource, read: ReadTool, feedback: str | None
     ) -> Plan: ...
-
-
-class UnknownBackend(ValueError):
-    """The configured reasoning backend does not exist in this build."""
-
-
-def reasoner_named(name: str) -> Reasoner:
-    if name == "runbook":
-        from opsgraph.agents.runbooks import RunbookReasoner
-
-        return RunbookReasoner()
-    raise UnknownBackend(f"unknown reasoning backend {name!r}; this version offers 'runbook'")

@@ -32,6 +32,7 @@ OPERATOR_ERRORS = (
     ToolError,
     UnsupportedEnvironment,
     TrafficError,
+    ModelConfigError,
     KeyError,
 )
 

@@ -40,9 +40,21 @@ class Context:
         metadata={"description": "Which steps wait for a human: risky, all or none (env OPSGRAPH_APPROVAL)."},
     )
     reasoning: str = field(
-        default_factory=lambda: _env("OPSGRAPH_REASONING", "runbook"),
-        metadata={"description": "Reasoning backend; 'runbook' is the embedded, rule-based one."},
+        default_factory=lambda: _env("OPSGRAPH_REASONING", "auto"),
+        metadata={
+            "description": "Reasoning backend: auto (the model of OPSGRAPH_MODEL / GOOGLE_API_KEY if set, else the "
+            "runbook), runbook (embedded, rule-based), model, or a provider:model spec (env OPSGRAPH_REASONING)."
+        },
     )
+    diagnostician_reasoning: str | None = field(
+        default_factory=lambda: os.environ.get("OPSGRAPH_DIAGNOSTICIAN_REASONING"),
+        metadata={"description": "Per-node override of `reasoning` for the diagnostician."},
+    )
+    planner_reasoning: str | None = field(
+        default_factory=lambda: os.environ.get("OPSGRAPH_PLANNER_REASONING"),
+        metadata={"description": "Per-node override of `reasoning` for the planner."},
+    )
+    model_timeout_s: float = field(default=30.0, metadata={"description": "Upper bound on one model call."})
     verify_deadline_s: float = field(
         default=30.0, metadata={"description": "How long the verifier waits for recovery before giving up."}
     )
@@ -64,11 +76,14 @@ class Context:
         except ValueError:
             raise ValueError(f"approval must be one of risky, all, none (got {self.approval!r})") from None
 
-    def reasoning_backend(self) -> Reasoner:
-        """The Reasoner given directly, else the one named by `reasoning`."""
-        from opsgraph.agents.reasoning import reasoner_named
+    def reasoning_backend(self, node: str) -> Reasoner:
+        """The Reasoner given directly, else the one this node's setting names (built when asked, never at import)."""
+        from opsgraph.agents.llm import reasoner_for
 
-        return cast("Reasoner", self.reasoner) if self.reasoner is not None else reasoner_named(self.reasoning)
+        if self.reasoner is not None:
+            return cast("Reasoner", self.reasoner)
+        override = {"diagnostician": self.diagnostician_reasoning, "planner": self.planner_reasoning}.get(node)
+        return reasoner_for(override or self.reasoning, self.inventory, timeout_s=self.model_timeout_s)
 
     @cached_property
     def inventory(self) -> Inventory:

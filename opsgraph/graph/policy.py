@@ -35,8 +35,14 @@ def needs_human(risk: Risk, mode: ApprovalMode) -> bool:
     return risk in (Risk.DISRUPTIVE, Risk.DESTRUCTIVE)
 
 
-def review_step(index: int, step: PlanStep, inventory: Inventory, scope: set[str], mode: ApprovalMode) -> ReviewedStep:
-    """Classify one step: RUN, ASK (approval first) or REFUSE, with the reason."""
+def review_step(
+    index: int, step: PlanStep, inventory: Inventory, scope: set[str], mode: ApprovalMode, untrusted: bool = False
+) -> ReviewedStep:
+    """Classify one step: RUN, ASK (approval first) or REFUSE, with the reason.
+
+    `untrusted` marks a plan written after reading untrusted text (logs, tool output):
+    its destructive steps always wait for a human, even when nobody is normally asked.
+    """
 
     def verdict(kind: StepVerdict, reason: str, risk: Risk | None = None) -> ReviewedStep:
         return ReviewedStep(index=index, step=step, risk=risk, verdict=kind, reason=reason, digest=step.digest())
@@ -66,8 +72,16 @@ def review_step(index: int, step: PlanStep, inventory: Inventory, scope: set[str
         return verdict(StepVerdict.REFUSE, problem, spec.risk)
     if needs_human(spec.risk, mode):
         return verdict(StepVerdict.ASK, f"{spec.risk} step: approval={mode} asks a human first", spec.risk)
+    if untrusted and spec.risk is Risk.DESTRUCTIVE:
+        return verdict(
+            StepVerdict.ASK,
+            "destructive step of a plan written after reading untrusted text: a human decides",
+            spec.risk,
+        )
     return verdict(StepVerdict.RUN, f"{spec.risk} step allowed unattended under approval={mode}", spec.risk)
 
 
-def review_plan(steps: list[PlanStep], inventory: Inventory, scope: set[str], mode: ApprovalMode) -> list[ReviewedStep]:
-    return [review_step(index, step, inventory, scope, mode) for index, step in enumerate(steps)]
+def review_plan(
+    steps: list[PlanStep], inventory: Inventory, scope: set[str], mode: ApprovalMode, untrusted: bool = False
+) -> list[ReviewedStep]:
+    return [review_step(index, step, inventory, scope, mode, untrusted) for index, step in enumerate(steps)]

@@ -69,3 +69,13 @@ def test_digest_binds_exact_arguments() -> None:
     c = a.model_copy(update={"rationale": "different words, same action"})
     assert a.digest() != b.digest()
     assert a.digest() == c.digest()
+
+
+def test_destructive_steps_of_untrusted_plans_always_wait_for_a_human() -> None:
+    step = PlanStep(tool="redis_flush", args={"resource": "open-cache"}, rationale="r", expected_effect="e")
+    trusted = review_step(0, step, INVENTORY, SCOPE, ApprovalMode.NONE)
+    untrusted = review_step(0, step, INVENTORY, SCOPE, ApprovalMode.NONE, untrusted=True)
+    assert trusted.verdict is StepVerdict.RUN
+    assert untrusted.verdict is StepVerdict.ASK and "untrusted text" in untrusted.reason
+    restart = step.model_copy(update={"tool": "redis_restart"})
+    assert review_step(0, restart, INVENTORY, SCOPE, ApprovalMode.NONE, untrusted=True).verdict is StepVerdict.RUN

@@ -12,7 +12,7 @@ from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.executor import executor
 from opsgraph.graph.policy import ApprovalMode, review_plan
-from opsgraph.graph.schemas import Health, Incident, PlanStep
+from opsgraph.graph.schemas import Health, Incident, Plan, PlanStep
 from opsgraph.graph.state import IncidentState
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
@@ -84,8 +84,10 @@ def _restart_planned(stack: Stack, incident_id: str, step: PlanStep) -> Incident
         detected_at=0,
     )
     reviewed = review_plan([step], stack.inventory, {"cache"}, ApprovalMode.NONE)
+    plan = Plan(steps=[step], summary="restart", backend="test")
     return {
         "incident": incident.model_dump(mode="json"),
+        "plan": plan.model_dump(mode="json"),
         "plan_no": 1,
         "reviewed": [r.model_dump(mode="json") for r in reviewed],
     }

@@ -1,0 +1,53 @@
+"""The model reasoning backend: any LangChain chat model behind the `Reasoner` interface.
+
+`reasoner_for(setting, inventory)` turns a Context's `reasoning` string into a
+Reasoner: ``runbook`` (rule-based), ``auto`` (the model from the environment if one is
+configured, else the runbook), ``model`` (the environment's model, required), or a
+``provider:model`` spec. Building a model reads API keys at that moment, never at import.
+"""
+
+from __future__ import annotations
+
+from opsgraph.agents.llm.reasoner import ModelReasoner
+from opsgraph.agents.models import ModelConfigError, build_chat_model, model_spec_from_env
+from opsgraph.agents.reasoning import Reasoner
+from opsgraph.tools.inventory import Inventory
+
+__all__ = ["ModelReasoner", "model_reasoner_from_env", "reasoner_for"]
+
+
+def model_reasoner_from_env(
+    inventory: Inventory | None = None,
+    *,
+    spec: str | None = None,
+    timeout_s: float = 30.0,
+    max_retries: int = 1,
+    token_budget: int = 6000,
+    max_tool_steps: int = 6,
+) -> ModelReasoner | None:
+    """A ModelReasoner for `spec` (default: `OPSGRAPH_MODEL` / a Google key), or None if no model is configured."""
+    spec = spec or model_spec_from_env()
+    if spec is None:
+        return None
+    model = build_chat_model(spec, timeout_s=timeout_s, max_retries=max_retries)
+    return ModelReasoner(model, inventory=inventory, token_budget=token_budget, max_tool_steps=max_tool_steps)
+
+
+def reasoner_for(setting: str, inventory: Inventory | None = None, *, timeout_s: float = 30.0) -> Reasoner:
+    """The Reasoner a `reasoning` setting names (see the module docstring)."""
+    from opsgraph.agents.runbooks import RunbookReasoner
+
+    if setting == "runbook":
+        return RunbookReasoner()
+    if setting in {"auto", "model"}:
+        reasoner = model_reasoner_from_env(inventory, timeout_s=timeout_s)
+        if reasoner is not None:
+            return reasoner
+        if setting == "model":
+            raise ModelConfigError("reasoning 'model' needs OPSGRAPH_MODEL=provider:model or GOOGLE_API_KEY")
+        return RunbookReasoner()
+    if ":" in setting:
+        built = model_reasoner_from_env(inventory, spec=setting, timeout_s=timeout_s)
+        assert built is not None  # a spec was given
+        return built
+    raise ModelConfigError(f"unknown reasoning backend {setting!r}: use runbook, auto, model or provider:model")

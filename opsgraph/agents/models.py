@@ -1,0 +1,91 @@
+"""Which chat model reasons, and how it is built: `OPSGRAPH_MODEL=provider:model`.
+
+Nothing here runs at import. `model_spec_from_env` answers "is a model configured?"
+(None means: use the runbook backend); `build_chat_model` turns a spec into a LangChain
+chat model with a request timeout and a bounded number of retries, for any provider
+`init_chat_model` knows (``google_genai:gemini-2.5-flash``, ``ollama:llama3``,
+``openai:gpt-4o-mini`` — an OpenAI-compatible endpoint through ``OPENAI_BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+DEFAULT_GEMINI = "google_genai:gemini-2.5-flash"
+_GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+
+
+class ModelConfigError(ValueError):
+    """The configured model cannot be built: bad spec, missing provider package or credentials."""
+
+
+def model_spec_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """`OPSGRAPH_MODEL`, else Gemini when a Google key is set, else None (the runbook backend)."""
+    env = os.environ if env is None else env
+    spec = env.get("OPSGRAPH_MODEL", "").strip()
+    if spec:
+        return None if spec in {"none", "runbook"} else spec
+    if any(env.get(key) for key in _GEMINI_KEYS):
+        return DEFAULT_GEMINI
+    return None
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``provider:model`` → (provider, model); the model part may itself contain colons (``ollama:llama3:8b``)."""
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        raise ModelConfigError(f"model spec {spec!r} must look like provider:model, e.g. {DEFAULT_GEMINI}")
+    return provider.strip(), model.strip()
+
+
+def _provider_kwargs(provider: str, timeout_s: float, max_retries: int, env: Mapping[str, str]) -> dict[str, Any]:
+    """Timeout, retries and endpoint in the spelling each provider's chat class accepts."""
+    if provider == "ollama":
+        kwargs: dict[str, Any] = {"client_kwargs": {"timeout": timeout_s}}
+        if base_url := env.get("OLLAMA_BASE_URL") or env.get("OLLAMA_HOST"):
+            kwargs["base_url"] = base_url
+        return kwargs
+    kwargs = {"timeout": timeout_s, "max_retries": max_retries}
+    if provider == "openai" and (base_url := env.get("OPENAI_BASE_URL")):
+        kwargs["base_url"] = base_url
+    if provider == "google_genai" and not env.get("GOOGLE_API_KEY") and env.get("GEMINI_API_KEY"):
+        kwargs["api_key"] = env["GEMINI_API_KEY"]
+    return kwargs
+
+
+def build_chat_model(
+    spec: str, timeout_s: float = 30.0, max_retries: int = 1, env: Mapping[str, str] | None = None
+) -> BaseChatModel:
+    """A chat model for `spec`, bounded in time; `ModelConfigError` says what is missing."""
+    from langchain.chat_models import init_chat_model
+
+    env = os.environ if env is None else env
+    provider, model = split_spec(spec)
+    try:
+        chat = init_chat_model(
+            model, model_provider=provider, **_provider_kwargs(provider, timeout_s, max_retries, env)
+        )
+    except ImportError as error:
+        raise ModelConfigError(
+            f"model {spec!r} needs the LangChain integration for {provider!r}, which is not installed: {error}"
+        ) from error
+    except ValueError as error:
+        raise ModelConfigError(f"cannot build model {spec!r}: {error}") from error
+    except Exception as error:  # provider constructors raise their own types (missing key, bad auth config)
+        raise ModelConfigError(f"cannot build model {spec!r}: {type(error).__name__}: {error}") from error
+    if not isinstance(chat, BaseChatModel):
+        raise ModelConfigError(f"model {spec!r} did not build a chat model (got {type(chat).__name__})")
+    return chat
+
+
+def model_name(chat: BaseChatModel) -> str:
+    """A short, stable name for reports: the model id when the class exposes one."""
+    for attr in ("model", "model_name", "model_id"):
+        value = getattr(chat, attr, None)
+        if isinstance(value, str) and value:
+            return value.removeprefix("models/")
+    return type(chat).__name__
