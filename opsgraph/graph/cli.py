@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from opsgraph.agents.models import ModelConfigError
 from opsgraph.graph.console import err, out, scan_table, show_node, show_report, terminal_approver
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
