@@ -22,6 +22,7 @@ lint: setup
 
 bench: setup
 	uv run python -m bench.redis_memory_pressure
+	uv run python -m bench.model_tokens
 
 down: setup
 	uv run opsgraph down
