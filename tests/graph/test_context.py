@@ -1,0 +1,47 @@
+"""Which reasoning backend each node gets, from the Context and the environment."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from support import redis_resource
+
+from opsgraph.agents.llm import ModelReasoner
+from opsgraph.agents.models import ModelConfigError
+from opsgraph.agents.runbooks import RunbookReasoner
+from opsgraph.graph.context import Context
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("OPSGRAPH_MODEL", "GOOGLE_API_KEY", "GEMINI_API_KEY", "OPSGRAPH_REASONING"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> str:
+    path = tmp_path / "opsgraph.yaml"
+    path.write_text(yaml.safe_dump({"resources": [redis_resource()]}))
+    return str(path)
+
+
+def test_auto_without_a_model_is_the_runbook(no_model: None, inventory: str) -> None:
+    context = Context(inventory_path=inventory)
+    assert context.reasoning == "auto"
+    assert isinstance(context.reasoning_backend("diagnostician"), RunbookReasoner)
+
+
+def test_per_node_overrides(no_model: None, inventory: str) -> None:
+    context = Context(inventory_path=inventory, reasoning="runbook", planner_reasoning="model")
+    assert isinstance(context.reasoning_backend("diagnostician"), RunbookReasoner)
+    with pytest.raises(ModelConfigError, match="OPSGRAPH_MODEL"):
+        context.reasoning_backend("planner")
+
+
+def test_a_google_key_selects_gemini_without_calling_it(
+    no_model: None, inventory: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "test-key-not-real")
+    backend = Context(inventory_path=inventory).reasoning_backend("planner")
+    assert isinstance(backend, ModelReasoner)
+    assert backend.name == "gemini-2.5-flash"
