@@ -2,7 +2,7 @@
 
 A tool is a plain typed function plus a Pydantic argument model, the kind of resource
 it targets, a risk class and (where one exists) how to undo it. The policy engine,
-the executor, the reasoning backends and (later) the MCP server all read this one
+the executor, the reasoning backends and the MCP server all read this one
 table; nothing runs that is not declared here.
 """
 
