@@ -108,3 +108,13 @@ def test_unknown_scenario_lists_the_known_ones(cli: Cli) -> None:
     result = cli("inject", "disk-full")
     assert result.returncode == 2
     assert "unknown scenario 'disk-full'" in result.stderr and "redis-memory-pressure" in result.stderr
+
+
+def test_inject_then_reset_takes_the_fault_away(cli: Cli) -> None:
+    assert cli("up").returncode == 0
+    assert cli("inject", "redis-memory-pressure").returncode == 0
+    assert "failed" in cli("scan").stdout
+    result = cli("reset", "redis-memory-pressure")
+    assert result.returncode == 0, result.stderr
+    assert "keys_deleted" in result.stderr
+    assert "failed" not in cli("scan").stdout

@@ -131,6 +131,28 @@ def inject(
     err.print(f"injected {scenario}: {json.dumps(result)}")
 
 
+@app.command()
+def reset(
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+) -> None:
+    """Take an injected fault away again (ballast, held sessions, connection holders)."""
+    try:
+        chosen = scenario_named(scenario)
+        loaded = _inventory(inventory)
+        target = target_of(chosen, loaded, resource)
+    except (UnknownScenario, ValueError) as error:
+        err.print(f"[red]{escape(str(error.args[0]))}[/]")
+        raise typer.Exit(2) from None
+    if chosen.reset is None:
+        err.print(f"{scenario} has nothing to reset: fixing the incident ends it")
+        return
+    result = chosen.reset(target, ToolContext(inventory=loaded, state_dir=state_dir))
+    err.print(f"reset {scenario} on {target.name}: {json.dumps(result, default=str)}")
+
+
 def _run_fix(
     inventory: Path,
     state_dir: Path,

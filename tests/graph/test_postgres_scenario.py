@@ -117,7 +117,9 @@ def test_cli_demo_prints_the_resolved_incident(stack: Stack, scenario: str, kill
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     finally:
-        httpx.post(f"http://127.0.0.1:{stack.inventory.get('shop').connection.port}/load/reset", timeout=30)
+        reset = scenario_named(scenario).reset
+        assert reset is not None
+        reset(stack.inventory.get("db"), stack.context().tools)  # the scenario's own teardown
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     [record] = [r for r in records if r["resource"] == "db"]

@@ -148,5 +148,6 @@ SCENARIOS = [
             f"(exits after {HOLDER_LIFETIME_S / 60:.0f} min)"
         ),
         inject=overload_connections,
+        reset=stop_connection_holder,
     ),
 ]

@@ -100,6 +100,12 @@ def _blocking_queries(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
     return {"app": url, **_block(url)}
 
 
+def reset_through_the_app(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
+    """Ask the sample app to release every fault it holds (POST /load/reset)."""
+    url = app_url(resource, ctx.inventory)
+    return {"app": url, "reset": _post(url, "/load/reset", {})}
+
+
 SCENARIOS = [
     Scenario(
         name="postgres-connection-overload",
@@ -109,11 +115,13 @@ SCENARIOS = [
             f"then idle sessions until {TARGET_USED_PCT} % of max_connections are in use"
         ),
         inject=_connection_overload,
+        reset=reset_through_the_app,
     ),
     Scenario(
         name="postgres-blocking-queries",
         target_kind=ResourceKind.POSTGRES,
         description=f"through the sample app: {BLOCKED_QUERIES} queries blocked by a session idle in transaction",
         inject=_blocking_queries,
+        reset=reset_through_the_app,
     ),
 ]

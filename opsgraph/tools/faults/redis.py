@@ -42,11 +42,20 @@ def _memory_pressure(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
     return fill_redis_memory(resource)
 
 
+def remove_ballast(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
+    """Delete the ballast keys written by the injection (data of its own, nothing else)."""
+    client = redis_client(resource, timeout_s=5.0)
+    keys = list(client.scan_iter(match=f"{BALLAST_PREFIX}*", count=1000))
+    deleted = client.delete(*keys) if keys else 0
+    return {"keys_deleted": int(deleted)}
+
+
 SCENARIOS = [
     Scenario(
         name="redis-memory-pressure",
         target_kind=ResourceKind.REDIS,
         description="fill Redis to >= 95 % of maxmemory through the real client",
         inject=_memory_pressure,
+        reset=remove_ballast,
     ),
 ]

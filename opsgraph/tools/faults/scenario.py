@@ -17,3 +17,5 @@ class Scenario:
     description: str
     # Produce the real symptom on `resource`; returns what was done (for the operator and the evals).
     inject: Callable[[Resource, ToolContext], dict[str, Any]]
+    # Take the fault away again (evals' teardown, demos); None where the fix itself ends it (a crash).
+    reset: Callable[[Resource, ToolContext], dict[str, Any]] | None = None
