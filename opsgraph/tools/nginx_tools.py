@@ -33,10 +33,6 @@ from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
 
 STATUS_PATH = "/nginx_status"
-# Policy-like ceiling on worker_connections: each connection costs a file descriptor and
-# memory in every worker, and a proxied request needs two. A resource-level limit in the
-# inventory (policy.max_worker_connections) would replace this constant.
-MAX_WORKER_CONNECTIONS = 4096
 # 5xx rate: requests of the last ERROR_WINDOW_S seconds in the access log (at most
 # MAX_LOG_LINES of them), graded only from MIN_REQUESTS on — 1 error in 2 is not a rate.
 ERROR_WINDOW_S = 30.0
@@ -362,8 +358,9 @@ class NginxScaleConnectionsArgs(ToolArgs):
 
 
 def _connections_ceiling(args: NginxScaleConnectionsArgs, resource: Resource) -> str | None:
-    if args.worker_connections > MAX_WORKER_CONNECTIONS:
-        return f"worker_connections {args.worker_connections} is above the ceiling of {MAX_WORKER_CONNECTIONS}"
+    ceiling = resource.policy.max_worker_connections
+    if args.worker_connections > ceiling:
+        return f"worker_connections {args.worker_connections} is above this resource's policy ceiling of {ceiling}"
     return None
 
 

@@ -43,7 +43,6 @@ STATEMENT_TIMEOUT_MS = 15_000
 TERMINATE_WAIT_S = 3.0
 # postgres_scale_connections never goes above this (a server that cannot allocate its
 # shared memory for the new value would not come back after the restart).
-MAX_CONNECTIONS_CEILING = 1000
 MAX_SESSIONS_PER_CALL = 500
 QUERY_TEXT_CHARS = 200
 
@@ -428,8 +427,9 @@ class PostgresScaleConnectionsArgs(ToolArgs):
 
 
 def _connections_ceiling(args: PostgresScaleConnectionsArgs, resource: Resource) -> str | None:
-    if args.max_connections > MAX_CONNECTIONS_CEILING:
-        return f"max_connections {args.max_connections} is above OpsGraph's ceiling of {MAX_CONNECTIONS_CEILING}"
+    ceiling = resource.policy.max_connections
+    if args.max_connections > ceiling:
+        return f"max_connections {args.max_connections} is above this resource's policy ceiling of {ceiling}"
     return None
 
 

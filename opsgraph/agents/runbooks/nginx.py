@@ -16,7 +16,6 @@ from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.nginx_tools import MAX_WORKER_CONNECTIONS
 
 # After a scale-up, active connections should fill at most this share of capacity: well
 # under the default degraded band (80 %), with room for the growth that caused the incident.
@@ -103,23 +102,24 @@ def _diagnose_connection_pressure(incident: Incident, snapshot: Snapshot, read: 
     )
 
 
-def _scaled(load: _Load) -> int:
+def _scaled(load: _Load, ceiling: int) -> int:
     """Double worker_connections until the load fits TARGET_CONNECTION_SHARE, within the ceiling."""
     wanted = load.worker_connections * 2
-    while load.active > TARGET_CONNECTION_SHARE * wanted * load.worker_processes and wanted < MAX_WORKER_CONNECTIONS:
+    while load.active > TARGET_CONNECTION_SHARE * wanted * load.worker_processes and wanted < ceiling:
         wanted *= 2
-    return min(wanted, MAX_WORKER_CONNECTIONS)
+    return min(wanted, ceiling)
 
 
 def _capacity_plan(resource: Resource, load: _Load) -> Plan:
-    wanted = _scaled(load)
+    ceiling = resource.policy.max_worker_connections
+    wanted = _scaled(load, ceiling)
     if wanted <= load.worker_connections:
         if load.idle_share >= IDLE_SHARE:
             step = PlanStep(
                 tool="nginx_clear_connections",
                 args={"resource": resource.name},
                 rationale=(
-                    f"worker_connections is at its ceiling ({MAX_WORKER_CONNECTIONS}) and {load.waiting} of "
+                    f"worker_connections is at its ceiling ({ceiling}) and {load.waiting} of "
                     f"{load.active} connections are idle keep-alive ones"
                 ),
                 expected_effect="idle connections close; clients that still need one reconnect",
@@ -128,7 +128,7 @@ def _capacity_plan(resource: Resource, load: _Load) -> Plan:
         return Plan(
             steps=[],
             summary=(
-                f"worker_connections is at its ceiling ({MAX_WORKER_CONNECTIONS}) and the connections are busy: "
+                f"worker_connections is at its ceiling ({ceiling}) and the connections are busy: "
                 "a human must add capacity elsewhere or shed load"
             ),
             backend=BACKEND,

@@ -26,7 +26,7 @@ from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.postgres_tools import MAX_CONNECTIONS_CEILING, MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs
+from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs
 
 # Idle sessions of one application holding at least this share of max_connections are a leak.
 LEAK_SHARE = 0.2
@@ -268,8 +268,9 @@ def _blocker_steps(resource: Resource, facts: dict[str, Any]) -> tuple[list[Plan
 def _scale_step(resource: Resource, facts: dict[str, Any], still_used: int) -> PlanStep | str:
     maximum = facts["max_connections"]
     wanted = max(math.ceil(still_used / TARGET_SHARE / 10) * 10, maximum + 10)
-    if wanted > MAX_CONNECTIONS_CEILING:
-        return f"would need max_connections {wanted}, above the ceiling of {MAX_CONNECTIONS_CEILING}: a human decides"
+    ceiling = resource.policy.max_connections
+    if wanted > ceiling:
+        return f"would need max_connections {wanted}, above the policy ceiling of {ceiling}: a human decides"
     return PlanStep(
         tool="postgres_scale_connections",
         args={"resource": resource.name, "max_connections": wanted},
