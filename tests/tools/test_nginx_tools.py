@@ -238,7 +238,7 @@ def test_limits_and_unreachable_targets_are_data(tmp_path: Path) -> None:
     )
     ctx = ToolContext(inventory=inventory, state_dir=tmp_path)
     ceiling = run_tool("nginx_scale_connections", {"resource": "edge", "worker_connections": 100_000}, ctx, 5)
-    assert not ceiling.ok and "above the ceiling of 4096" in str(ceiling.error)
+    assert not ceiling.ok and "policy ceiling of 4096" in str(ceiling.error)
     never_started = run_tool("nginx_reload", {"resource": "edge"}, ctx, 5)
     assert not never_started.ok and "start it with `opsgraph up`" in str(never_started.error)
     elsewhere = run_tool("nginx_clear_connections", {"resource": "far"}, ctx, 5)
