@@ -14,12 +14,12 @@ from support import Stack, free_port, running_stack, wait_for
 
 from opsgraph.graph.policy import ApprovalMode, review_step
 from opsgraph.graph.schemas import Health, PlanStep, StepVerdict
-from opsgraph.tools import nginx_tools
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.environments.local.nginx_server import LocalNginx
 from opsgraph.tools.faults.nginx import holder_state_file, overload_connections, stop_connection_holder
 from opsgraph.tools.inventory import ResourceKind, parse_inventory
+from opsgraph.tools.nginx_tools import config as nginx_config
 from opsgraph.tools.nginx_tools import read_stub_status
 from opsgraph.tools.probes import probe
 from opsgraph.tools.risk import Risk
@@ -135,7 +135,7 @@ def test_a_change_nginx_t_rejects_is_rolled_back_and_nginx_keeps_serving(
     def broken(config: str, value: int) -> str:
         return config.replace("worker_connections 128;", f"worker_connections {value}; no_such_directive on;")
 
-    monkeypatch.setattr(nginx_tools, "with_worker_connections", broken)
+    monkeypatch.setattr(nginx_config, "with_worker_connections", broken)
     outcome = run(stack, "nginx_scale_connections", worker_connections=256)
     assert not outcome.ok and "nginx -t rejected the change" in str(outcome.error)
     assert 'unknown directive "no_such_directive"' in str(outcome.error)
@@ -160,7 +160,7 @@ def test_a_reload_nginx_refuses_is_rolled_back(stack: Stack, monkeypatch: pytest
                 "server_name localhost;", f"server_name localhost;\n        listen 127.0.0.1:{taken};"
             )
 
-        monkeypatch.setattr(nginx_tools, "with_worker_connections", unbindable)
+        monkeypatch.setattr(nginx_config, "with_worker_connections", unbindable)
         outcome = run(stack, "nginx_scale_connections", worker_connections=256)
     assert not outcome.ok
     assert "refused the reload" in str(outcome.error) and "Address already in use" in str(outcome.error)

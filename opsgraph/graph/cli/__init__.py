@@ -1,0 +1,22 @@
+"""The `opsgraph` command line: run the local stack, scan, inject faults, fix, and look back.
+
+One module per command group; importing them registers their commands on `app`.
+"""
+
+from __future__ import annotations
+
+from opsgraph.graph.cli import catalogue, faults, incidents, stack
+from opsgraph.graph.cli.app import OPERATOR_ERRORS, app
+from opsgraph.graph.console import err
+
+__all__ = ["app", "catalogue", "faults", "incidents", "run", "stack"]
+
+
+def run() -> None:
+    """Entry point of the `opsgraph` command."""
+    try:
+        app()
+    except OPERATOR_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        err.print(f"[red]error:[/] {message}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,77 @@
+"""The `opsgraph` Typer app, its shared options, and helpers every command group uses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsgraph.agents.models import ModelConfigError
+from opsgraph.graph.console import err
+from opsgraph.graph.policy import ApprovalMode
+from opsgraph.graph.tracing import configure_tracing
+from opsgraph.tools.binaries import MissingBinaryError
+from opsgraph.tools.environments import UnsupportedEnvironment
+from opsgraph.tools.environments.local import LocalStack, LocalStackError
+from opsgraph.tools.faults import SCENARIOS
+from opsgraph.tools.inventory import Inventory, InventoryError, load_inventory
+from opsgraph.tools.spec import ToolError
+from opsgraph.tools.traffic import TrafficError
+
+# Failures an operator can act on: shown as one clear line, not a traceback.
+OPERATOR_ERRORS = (
+    InventoryError,
+    LocalStackError,
+    MissingBinaryError,
+    ToolError,
+    UnsupportedEnvironment,
+    TrafficError,
+    ModelConfigError,
+    KeyError,
+)
+
+app = typer.Typer(
+    help="OpsGraph: an autonomous on-call SRE.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+incidents_app = typer.Typer(help="List and show incidents from the ledger.", no_args_is_help=False)
+app.add_typer(incidents_app, name="incidents", rich_help_panel="Incidents")
+
+SCENARIO_HELP = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
+
+InventoryOption = Annotated[
+    Path, typer.Option("--inventory", "-i", envvar="OPSGRAPH_INVENTORY", help="Inventory file.")
+]
+StateOption = Annotated[
+    Path, typer.Option("--state-dir", envvar="OPSGRAPH_HOME", help="Ledger, checkpoints and local servers.")
+]
+ApprovalOption = Annotated[
+    ApprovalMode, typer.Option("--approval", help="Which steps wait for a human: risky, all or none.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per incident on stdout.")]
+ApproverOption = Annotated[str | None, typer.Option("--approver", help="Name recorded with approvals.")]
+
+
+def inventory_or_exit(path: Path) -> Inventory:
+    """The inventory, or a clear message naming the field and exit status 2."""
+    try:
+        return load_inventory(path)
+    except InventoryError as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+
+
+def local_stack(inventory: Path, state_dir: Path) -> LocalStack:
+    return LocalStack(state_dir, inventory_or_exit(inventory))
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    configure_tracing()

@@ -1,0 +1,66 @@
+"""Commands that inject and reset real faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from opsgraph.graph.cli.app import (
+    SCENARIO_HELP,
+    InventoryOption,
+    StateOption,
+    app,
+    inventory_or_exit,
+)
+from opsgraph.graph.console import err
+from opsgraph.tools.faults import UnknownScenario, scenario_named, target_of
+from opsgraph.tools.spec import ToolContext
+
+
+def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
+    try:
+        scenario = scenario_named(scenario_name)
+        inventory = inventory_or_exit(inventory_path)
+        target = target_of(scenario, inventory, resource)
+    except (UnknownScenario, ValueError) as error:
+        err.print(f"[red]{escape(str(error.args[0]))}[/]")
+        raise typer.Exit(2) from None
+    return {"resource": target.name, **scenario.inject(target, ToolContext(inventory=inventory, state_dir=state_dir))}
+
+
+@app.command(rich_help_panel="Faults")
+def inject(
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+) -> None:
+    """Inject a real fault into a real target (see the scenario list in --help)."""
+    result = inject_scenario(scenario, inventory, state_dir, resource)
+    err.print(f"injected {scenario}: {json.dumps(result)}")
+
+
+@app.command(rich_help_panel="Faults")
+def reset(
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+) -> None:
+    """Take an injected fault away again (ballast, held sessions, connection holders)."""
+    try:
+        chosen = scenario_named(scenario)
+        loaded = inventory_or_exit(inventory)
+        target = target_of(chosen, loaded, resource)
+    except (UnknownScenario, ValueError) as error:
+        err.print(f"[red]{escape(str(error.args[0]))}[/]")
+        raise typer.Exit(2) from None
+    if chosen.reset is None:
+        err.print(f"{scenario} has nothing to reset: fixing the incident ends it")
+        return
+    result = chosen.reset(target, ToolContext(inventory=loaded, state_dir=state_dir))
+    err.print(f"reset {scenario} on {target.name}: {json.dumps(result, default=str)}")

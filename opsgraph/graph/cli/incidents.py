@@ -1,0 +1,212 @@
+"""Commands that run incidents: fix, demo, watch, approve, reject, and the incident ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from opsgraph.graph.cli.app import (
+    SCENARIO_HELP,
+    ApprovalOption,
+    ApproverOption,
+    InventoryOption,
+    JsonOption,
+    StateOption,
+    app,
+    incidents_app,
+    inventory_or_exit,
+    local_stack,
+)
+from opsgraph.graph.cli.faults import inject_scenario
+from opsgraph.graph.console import err, out, show_node, show_report, terminal_approver
+from opsgraph.graph.ledger import Ledger
+from opsgraph.graph.policy import ApprovalMode
+
+
+def run_fix(
+    inventory: Path,
+    state_dir: Path,
+    approval: ApprovalMode,
+    as_json: bool,
+    approver: str | None,
+    fault_started_at: float | None = None,
+) -> list[dict[str, Any]]:
+    # LangGraph takes seconds to import: only the commands that run graphs pay for it.
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.fixing import fix_all, summary
+
+    inventory_or_exit(inventory)  # fail early and clearly on a bad file
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    results = fix_all(context, terminal_approver(approver), show_node, fault_started_at)
+    summaries = [summary(result) for result in results]
+    for record in summaries:
+        if as_json:
+            print(json.dumps(record, default=str), flush=True)
+        elif "fingerprint" in record:  # a full incident report
+            show_report(record)
+        else:
+            out.print(escape(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}"))
+    if not summaries:
+        err.print("every resource is healthy: nothing to fix")
+    return summaries
+
+
+@app.command(rich_help_panel="Incidents")
+def fix(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    as_json: JsonOption = False,
+    approver: ApproverOption = None,
+) -> None:
+    """Scan, then run one incident graph per unhealthy resource (asking here before risky steps)."""
+    run_fix(inventory, state_dir, approval, as_json, approver)
+
+
+@app.command(rich_help_panel="Incidents")
+def demo(
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)],
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    as_json: JsonOption = False,
+    approver: ApproverOption = None,
+) -> None:
+    """Bring up the local stack, inject the fault, and fix it: detect → diagnose → approve → fix → verify."""
+    # Load the graph machinery before the fault exists, so MTTD measures detection, not imports.
+    import opsgraph.graph.fixing  # noqa: F401
+
+    stack = local_stack(inventory, state_dir)
+    err.print("[bold]1/3 local stack[/]")
+    stack.up(progress=err.print)
+    err.print(f"[bold]2/3 injecting {scenario}[/]")
+    err.print(f"  {json.dumps(inject_scenario(scenario, inventory, state_dir, None))}")
+    injected_at = time.time()  # the fault exists from here on: MTTD counts from now
+    err.print("[bold]3/3 fixing[/]")
+    records = run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=injected_at)
+    if not any(record["resolved"] for record in records):
+        raise typer.Exit(1)
+
+
+@app.command(rich_help_panel="Incidents")
+def watch(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    interval: Annotated[float, typer.Option(help="Seconds between probes of the inventory.")] = 5.0,
+    cooldown: Annotated[float, typer.Option(help="Seconds before a closed fingerprint may open again.")] = 60.0,
+) -> None:
+    """Probe continuously; open one incident per new fault; risky plans wait for `opsgraph approve`."""
+    import signal
+    import threading
+
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.watch import Watcher, WatchSettings
+
+    inventory_or_exit(inventory)
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = WatchSettings(interval_s=interval, cooldown_s=cooldown)
+    err.print(f"watching {inventory} every {interval:g} s (approval={approval.value}); SIGTERM or Ctrl-C stops")
+    Watcher(context, settings, say=lambda text: err.print(escape(text), highlight=False), on_node=show_node).run(stop)
+
+
+def _decide(
+    incident_id: str,
+    decision: str,
+    by: str | None,
+    comment: str | None,
+    inventory: Path,
+    state_dir: Path,
+    approval: ApprovalMode,
+) -> None:
+    """Answer a paused incident's approval request from this process and run it on."""
+    import getpass
+
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.fixing import summary
+    from opsgraph.graph.runtime import incident_graph, pending_request, resume_incident
+
+    inventory_or_exit(inventory)
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    with incident_graph(state_dir) as graph:
+        request = pending_request(graph, incident_id)
+        if request is None:
+            record = context.ledger.incident(incident_id)
+            status = record["status"] if record else "unknown incident"
+            err.print(f"[red]error:[/] {escape(incident_id)} is not waiting for an approval ({status})")
+            raise typer.Exit(1)
+        answer = {
+            "decision": decision,
+            "by": by or getpass.getuser(),
+            "digests": [step["digest"] for step in request["steps"]],
+            "comment": comment,
+        }
+        for step in request["steps"]:
+            err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
+        result = resume_incident(graph, context, incident_id, answer, show_node)
+    record = summary(result)
+    if "fingerprint" in record:
+        show_report(record)
+    else:
+        out.print(escape(f"{incident_id}: {record['outcome']}"))
+
+
+DecisionBy = Annotated[str | None, typer.Option("--by", help="Who decides (default: your user name).")]
+DecisionComment = Annotated[str | None, typer.Option("--comment", help="Recorded with the decision.")]
+
+
+@app.command(rich_help_panel="Incidents")
+def approve(
+    incident_id: str,
+    by: DecisionBy = None,
+    comment: DecisionComment = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+) -> None:
+    """Approve the exact steps a paused incident waits on, then execute and verify them here."""
+    _decide(incident_id, "approve", by, comment, inventory, state_dir, approval)
+
+
+@app.command(rich_help_panel="Incidents")
+def reject(
+    incident_id: str,
+    by: DecisionBy = None,
+    comment: DecisionComment = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+) -> None:
+    """Reject a paused incident's plan; nothing runs and the incident closes as rejected."""
+    _decide(incident_id, "reject", by, comment, inventory, state_dir, approval)
+
+
+@incidents_app.callback(invoke_without_command=True)
+def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph")) -> None:
+    """List recent incidents."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for row in Ledger(state_dir / "ledger.sqlite").incidents():
+        opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["opened_at"]))
+        out.print(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph")) -> None:
+    """Show one incident's full record (report, approvals, actions) as JSON."""
+    ledger = Ledger(state_dir / "ledger.sqlite")
+    record = ledger.incident(incident_id)
+    if record is None:
+        err.print(f"[red]no incident {incident_id!r} in {ledger.path}[/]")
+        raise typer.Exit(1)
+    record["approvals"] = ledger.approvals(incident_id)
+    record["actions"] = ledger.actions(incident_id)
+    out.print_json(json.dumps(record, default=str))
