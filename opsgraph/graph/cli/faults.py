@@ -17,11 +17,15 @@ from opsgraph.graph.cli.app import (
     inventory_or_exit,
 )
 from opsgraph.graph.console import err
-from opsgraph.tools.faults import UnknownScenario, scenario_named, target_of
+from opsgraph.tools.faults import Scenario, UnknownScenario, scenario_named, target_of
+from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolContext
 
 
-def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
+def _aim(
+    scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None
+) -> tuple[Scenario, Resource, ToolContext]:
+    """The scenario, the resource it hits and a tool context; a clear message and exit 2 if any is wrong."""
     try:
         scenario = scenario_named(scenario_name)
         inventory = inventory_or_exit(inventory_path)
@@ -29,7 +33,12 @@ def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, r
     except (UnknownScenario, ValueError) as error:
         err.print(f"[red]{escape(str(error.args[0]))}[/]")
         raise typer.Exit(2) from None
-    return {"resource": target.name, **scenario.inject(target, ToolContext(inventory=inventory, state_dir=state_dir))}
+    return scenario, target, ToolContext(inventory=inventory, state_dir=state_dir)
+
+
+def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
+    scenario, target, ctx = _aim(scenario_name, inventory_path, state_dir, resource)
+    return {"resource": target.name, **scenario.inject(target, ctx)}
 
 
 @app.command(rich_help_panel="Faults")
@@ -52,15 +61,9 @@ def reset(
     resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
 ) -> None:
     """Take an injected fault away again (ballast, held sessions, connection holders)."""
-    try:
-        chosen = scenario_named(scenario)
-        loaded = inventory_or_exit(inventory)
-        target = target_of(chosen, loaded, resource)
-    except (UnknownScenario, ValueError) as error:
-        err.print(f"[red]{escape(str(error.args[0]))}[/]")
-        raise typer.Exit(2) from None
+    chosen, target, ctx = _aim(scenario, inventory, state_dir, resource)
     if chosen.reset is None:
         err.print(f"{scenario} has nothing to reset: fixing the incident ends it")
         return
-    result = chosen.reset(target, ToolContext(inventory=loaded, state_dir=state_dir))
+    result = chosen.reset(target, ctx)
     err.print(f"reset {scenario} on {target.name}: {json.dumps(result, default=str)}")
