@@ -115,7 +115,7 @@ class Holder:
         except BlockingIOError:
             return
         except OSError:
-            pass
+            pass  # reset by nginx: dropped below, like a clean close
         self._drop(sock)
 
     def _refresh(self) -> None:

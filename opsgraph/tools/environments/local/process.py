@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -137,7 +138,7 @@ def running_as_root() -> bool:
     return os.geteuid() == 0
 
 
-class Server:
+class Server(ABC):
     """One daemon: how to start it, how to tell it answers, and how to stop it.
 
     Subclasses describe a kind; the orchestration (waiting, timeouts, port checks)
@@ -168,26 +169,26 @@ class Server:
         return f"{self.name} ({self.resource.kind})"
 
     @property
-    def log_path(self) -> Path:
-        raise NotImplementedError
+    @abstractmethod
+    def log_path(self) -> Path: ...
 
     @property
-    def pid_path(self) -> Path:
-        raise NotImplementedError
+    @abstractmethod
+    def pid_path(self) -> Path: ...
 
+    @abstractmethod
     def binaries(self) -> list[str]:
         """Executables that start() needs, checked before anything starts."""
-        raise NotImplementedError
 
+    @abstractmethod
     def start(self) -> None:
         """Launch the daemon; returns once the launcher has exited (not once it answers)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def answers(self) -> bool:
         """Whether the server does its job on its port (a protocol-level check)."""
-        raise NotImplementedError
 
-    def provision(self) -> None:
+    def provision(self) -> None:  # noqa: B027 — an optional hook: most kinds have nothing to create
         """Create what the inventory expects to exist inside a running server."""
 
     def pid(self) -> int | None:
