@@ -12,7 +12,8 @@ from opsgraph.tools.redis_tools import MB, read_info, redis_client
 
 def probe_redis(resource: Resource) -> Snapshot:
     try:
-        info = read_info(redis_client(resource))
+        with redis_client(resource) as client:
+            info = read_info(client)
     except (redis.RedisError, OSError) as error:
         return unreachable(resource, error)
     thresholds = resource.thresholds
