@@ -119,10 +119,10 @@ class ScriptedReasoner:
 
 
 @contextmanager
-def watching(stack: Stack, approval: str) -> Iterator[subprocess.Popen[str]]:
+def watching(stack: Stack, approval: str, *options: str) -> Iterator[subprocess.Popen[str]]:
     command = [
         sys.executable, "-m", "opsgraph", "watch", "--inventory", str(stack.inventory_path),
-        "--state-dir", str(stack.state_dir), "--approval", approval, "--interval", "0.2",
+        "--state-dir", str(stack.state_dir), "--approval", approval, "--interval", "0.2", *options,
     ]  # fmt: skip
     log = (stack.state_dir.parent / "watch.log").open("w+")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)

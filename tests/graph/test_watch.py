@@ -90,3 +90,25 @@ def test_a_watcher_finishes_an_incident_left_mid_graph(tmp_path: Path) -> None:
             assert len(ledger.incidents()) == 1  # resumed, not re-opened as a new incident
             output = stop(watcher, stack)
         assert "resuming inc-crashed from its last checkpoint" in output
+
+
+def test_a_closed_fault_that_persists_reopens_only_after_the_cooldown(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack, watching(stack, "risky", "--cooldown", "3") as watcher:
+        ledger = stack.context().ledger
+        fill_redis_memory(stack.inventory.get("cache"))
+        [first] = wait_for(lambda: ledger.ids_with_status("awaiting_approval"), "an incident awaiting approval")
+        rejected = subprocess.run(
+            [sys.executable, "-m", "opsgraph", "reject", first, "--by", "hank",
+             "--inventory", str(stack.inventory_path), "--state-dir", str(stack.state_dir)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert rejected.returncode == 0, rejected.stderr
+        time.sleep(1.5)  # the fault is still there, but its fingerprint is cooling down
+        assert [row["incident_id"] for row in ledger.incidents()] == [first]
+
+        [second] = wait_for(lambda: ledger.ids_with_status("awaiting_approval"), "the fault to open again")
+        closed, reopened = ledger.incident(first), ledger.incident(second)
+        assert closed is not None and reopened is not None and closed["status"] == "rejected"
+        assert reopened["opened_at"] - closed["closed_at"] >= 3  # the ledger's own clock: cooldown honoured
+        assert len(ledger.incidents()) == 2
+        stop(watcher, stack)
