@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,3 +119,13 @@ def test_inject_then_reset_takes_the_fault_away(cli: Cli) -> None:
     assert result.returncode == 0, result.stderr
     assert "keys_deleted" in result.stderr
     assert "failed" not in cli("scan").stdout
+
+
+def test_tools_lists_the_whole_catalogue() -> None:
+    from opsgraph.tools.catalogue import CATALOGUE
+
+    result = subprocess.run(
+        [sys.executable, "-m", "opsgraph", "tools"],
+        capture_output=True, text=True, timeout=60, check=True, env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    assert all(name in result.stdout for name in CATALOGUE), result.stdout

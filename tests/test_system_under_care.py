@@ -8,7 +8,9 @@ in the app's metrics and in its JSON log lines, naming the cause.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from support import Stack, running_stack, shop_resources, stop, wait_for, watchi
 
 from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.probes import probe
+from opsgraph.tools.runner import run_tool
 from opsgraph.tools.traffic import TrafficPlan, TrafficStats, generate_traffic
 
 MAX_CONNECTIONS = 40
@@ -165,3 +168,16 @@ def test_watch_fixes_a_fault_injected_through_the_app(stack: Stack, edge: httpx.
         assert (incident["resource"], incident["symptom"]) == ("cache", "redis_memory_pressure")
         assert edge.post("/cart/ann/items", json={"product_id": 1, "quantity": 1}).status_code == 200
         stop(watcher, stack)
+
+
+def test_the_supervisor_restarts_the_app_when_it_dies(stack: Stack, edge: httpx.Client) -> None:
+    def app_children() -> list[int]:
+        outcome = run_tool("process_stats", {"resource": "shop"}, stack.context().tools, 5)
+        assert outcome.ok and outcome.output is not None, outcome.error
+        return [child["pid"] for child in outcome.output["children"]]
+
+    [before] = app_children()
+    os.kill(before, signal.SIGKILL)
+    wait_for(lambda: app_children() not in ([], [before]), "a new app process")
+    wait_for(lambda: edge.get("/health").status_code == 200, "the app to answer again")
+    assert "restarting" in (stack.state_dir / "local" / "shop" / "app.log").read_text()
