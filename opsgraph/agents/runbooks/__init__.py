@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.runbooks import containers, nginx, postgres, redis
-from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
 from opsgraph.tools.inventory import Resource
 
@@ -35,7 +35,7 @@ class RunbookReasoner:
     def diagnose(self, incident: Incident, snapshot: Snapshot, read: ReadTool, feedback: str | None) -> Diagnosis:
         runbook = RUNBOOKS.get(incident.symptom)
         if runbook is None:
-            return observed(incident, snapshot.reasons, f"no runbook for {incident.symptom}", confidence=0.0)
+            return diagnosis_of(incident, snapshot.reasons, f"no runbook for {incident.symptom}", confidence=0.0)
         return runbook.diagnose(incident, snapshot, read)
 
     def plan(

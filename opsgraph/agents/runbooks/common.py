@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
+from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, Snapshot
 from opsgraph.tools.inventory import Resource
 
 BACKEND = "runbook"
 
 
-def observed(incident: Incident, evidence: list[str], root_cause: str, confidence: float) -> Diagnosis:
-    """A diagnosis resting only on what the probe saw."""
+def diagnosis_of(
+    incident: Incident,
+    evidence: list[str],
+    root_cause: str,
+    confidence: float,
+    hypotheses: Iterable[Hypothesis] = (),
+) -> Diagnosis:
+    """A runbook's diagnosis of an incident, its hypotheses ranked most likely first."""
     return Diagnosis(
         root_cause=root_cause,
         symptom=incident.symptom,
         evidence=evidence,
+        hypotheses=sorted(hypotheses, key=lambda h: h.likelihood, reverse=True),
         confidence=confidence,
         severity=incident.severity,
         backend=BACKEND,

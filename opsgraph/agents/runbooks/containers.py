@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 
@@ -61,7 +61,7 @@ def _diagnose_down(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Di
     facts, log_evidence = _evidence(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"docker_stats failed: {facts['error']}"]
-        return observed(incident, evidence, f"{incident.resource} is not running; details could not be read", 0.5)
+        return diagnosis_of(incident, evidence, f"{incident.resource} is not running; details could not be read", 0.5)
     code = int(facts["exit_code"])
     meaning = _EXIT_MEANINGS.get(code, f"its main process failed (exit {code})")
     crashed = code not in (0, 143)
@@ -80,14 +80,12 @@ def _diagnose_down(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Di
             evidence_for=[] if crashed else [f"exit code {code}"],
         ),
     ]
-    return Diagnosis(
+    return diagnosis_of(
+        incident,
         root_cause=f"container {facts['container']} is not running ({facts['state']}): {meaning}; not an OOM kill",
-        symptom=incident.symptom,
         evidence=evidence,
-        hypotheses=sorted(hypotheses, key=lambda h: h.likelihood, reverse=True),
         confidence=0.8,
-        severity=incident.severity,
-        backend=BACKEND,
+        hypotheses=hypotheses,
     )
 
 
@@ -109,7 +107,7 @@ def _diagnose_oom(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Dia
     facts, log_evidence = _evidence(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"docker_stats failed: {facts['error']}"]
-        return observed(incident, evidence, f"{incident.resource} was OOM-killed; details could not be read", 0.6)
+        return diagnosis_of(incident, evidence, f"{incident.resource} was OOM-killed; details could not be read", 0.6)
     limit = facts["memory_limit_mb"]
     where = f"its memory limit of {limit:g} MiB" if limit else "the host's memory (it has no limit)"
     return Diagnosis(
@@ -188,7 +186,7 @@ def _plan_oom(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
 def _diagnose_pressure(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
     facts, log_evidence = _evidence(read, incident.resource)
     if "error" in facts or facts.get("memory_used_pct") is None:
-        return observed(incident, snapshot.reasons, f"{incident.resource} is close to its memory limit", 0.6)
+        return diagnosis_of(incident, snapshot.reasons, f"{incident.resource} is close to its memory limit", 0.6)
     return Diagnosis(
         root_cause=(
             f"container {facts['container']} uses {facts['memory_usage_mb']:.1f} MiB of its "

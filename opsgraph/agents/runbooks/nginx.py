@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 
@@ -67,7 +67,9 @@ def _diagnose_connection_pressure(incident: Incident, snapshot: Snapshot, read: 
     facts = _nginx_facts(read, incident.resource)
     load = _load(facts)
     if isinstance(load, str):
-        return observed(incident, [*snapshot.reasons, load], "nginx is short of connections; details unreadable", 0.5)
+        return diagnosis_of(
+            incident, [*snapshot.reasons, load], "nginx is short of connections; details unreadable", 0.5
+        )
     status = facts["status"]
     evidence = [
         f"{load.active} active connections of capacity {load.capacity} (worker_connections "
@@ -88,17 +90,15 @@ def _diagnose_connection_pressure(incident: Incident, snapshot: Snapshot, read: 
         evidence_for=[evidence[1]] if idle else [],
         evidence_against=[] if idle else [f"only {load.waiting} of {load.active} connections are idle"],
     )
-    return Diagnosis(
+    return diagnosis_of(
+        incident,
         root_cause=(
             f"nginx holds {load.active} of its {load.capacity} connection slots: worker_connections "
             f"{load.worker_connections} is too low for its clients; new connections will be refused"
         ),
-        symptom=incident.symptom,
         evidence=evidence,
-        hypotheses=sorted([clients, lingering], key=lambda h: h.likelihood, reverse=True),
         confidence=0.85,
-        severity=incident.severity,
-        backend=BACKEND,
+        hypotheses=[clients, lingering],
     )
 
 
@@ -201,14 +201,14 @@ def _diagnose_errors(incident: Incident, snapshot: Snapshot, read: ReadTool) -> 
     facts = _nginx_facts(read, incident.resource)
     cause = _error_cause(facts)
     if isinstance(cause, str):
-        return observed(incident, [*snapshot.reasons, cause], "nginx answers 5xx; details unreadable", 0.4)
+        return diagnosis_of(incident, [*snapshot.reasons, cause], "nginx answers 5xx; details unreadable", 0.4)
     upstream = (facts.get("upstream") or {}).get("resource") or "the upstream"
     root = {
         "capacity": "nginx answers 5xx because it ran out of worker_connections",
         "upstream": f"the 5xx come from {upstream}: {cause.detail}; nginx only relays them",
         "nginx": f"nginx answers 5xx while {upstream} looks healthy: {cause.detail}",
     }[cause.where]
-    return observed(incident, [*snapshot.reasons, *cause.evidence], root, 0.8 if cause.where != "nginx" else 0.4)
+    return diagnosis_of(incident, [*snapshot.reasons, *cause.evidence], root, 0.8 if cause.where != "nginx" else 0.4)
 
 
 def _plan_errors(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
@@ -238,7 +238,7 @@ def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool
     evidence = [*snapshot.reasons, *(facts.get("error_log") or [])[-3:]]
     if "error" in facts:
         evidence.append(f"nginx_info failed: {facts['error']}")
-    return observed(incident, evidence, f"{incident.resource} does not answer: nginx is down or hung", 0.7)
+    return diagnosis_of(incident, evidence, f"{incident.resource} does not answer: nginx is down or hung", 0.7)
 
 
 def _plan_restart(incident: Incident, resource: Resource, read: ReadTool) -> Plan:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs
@@ -88,7 +88,9 @@ def _diagnose_connections(incident: Incident, snapshot: Snapshot, read: ReadTool
     facts = _facts(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"postgres_info failed: {facts['error']}"]
-        return observed(incident, evidence, "PostgreSQL is short of connection slots; details could not be read", 0.5)
+        return diagnosis_of(
+            incident, evidence, "PostgreSQL is short of connection slots; details could not be read", 0.5
+        )
     used, maximum = facts["connections"], facts["max_connections"]
     by_state = facts["by_state"]
     evidence = [
@@ -123,14 +125,12 @@ def _diagnose_connections(incident: Incident, snapshot: Snapshot, read: ReadTool
         )
     else:
         root_cause = f"{used} of max_connections {maximum} in use, {active} of them active: demand exceeds the slots"
-    return Diagnosis(
+    return diagnosis_of(
+        incident,
         root_cause=root_cause,
-        symptom=incident.symptom,
         evidence=evidence,
-        hypotheses=sorted([leak, demand], key=lambda h: h.likelihood, reverse=True),
         confidence=0.9 if leaks else 0.6,
-        severity=incident.severity,
-        backend=BACKEND,
+        hypotheses=[leak, demand],
     )
 
 
@@ -138,7 +138,7 @@ def _diagnose_blocked(incident: Incident, snapshot: Snapshot, read: ReadTool) ->
     facts = _facts(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"postgres_info failed: {facts['error']}"]
-        return observed(incident, evidence, "queries wait on locks; details could not be read", 0.5)
+        return diagnosis_of(incident, evidence, "queries wait on locks; details could not be read", 0.5)
     roots = _root_blockers(facts)
     locks = facts["locks"]
     evidence = [
@@ -165,20 +165,18 @@ def _diagnose_blocked(incident: Incident, snapshot: Snapshot, read: ReadTool) ->
         )
     else:
         root_cause = f"{facts['blocked_queries']} queries wait on locks, but no blocking session is visible"
-    return Diagnosis(
+    return diagnosis_of(
+        incident,
         root_cause=root_cause,
-        symptom=incident.symptom,
         evidence=evidence,
-        hypotheses=sorted([holding, long_statement], key=lambda h: h.likelihood, reverse=True),
         confidence=0.9 if roots else 0.4,
-        severity=incident.severity,
-        backend=BACKEND,
+        hypotheses=[holding, long_statement],
     )
 
 
 def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
     cause = f"{incident.resource} does not answer: the server is down, hung or refusing connections"
-    return observed(incident, snapshot.reasons, cause, confidence=0.7)
+    return diagnosis_of(incident, snapshot.reasons, cause, confidence=0.7)
 
 
 # ---- plans

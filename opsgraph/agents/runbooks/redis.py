@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.agents.runbooks.common import BACKEND, Runbook, observed
+from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 
@@ -27,7 +27,7 @@ def _diagnose_redis_memory(incident: Incident, snapshot: Snapshot, read: ReadToo
     facts = _redis_facts(read, incident.resource)
     if "error" in facts:
         evidence = [*snapshot.reasons, f"redis_info failed: {facts['error']}"]
-        return observed(incident, evidence, "Redis is under memory pressure; details could not be read", 0.5)
+        return diagnosis_of(incident, evidence, "Redis is under memory pressure; details could not be read", 0.5)
     used_mb = facts["used_memory"] / 2**20
     max_mb = facts["maxmemory"] / 2**20
     fragmentation = float(facts.get("mem_fragmentation_ratio") or 1.0)
@@ -52,14 +52,12 @@ def _diagnose_redis_memory(incident: Incident, snapshot: Snapshot, read: ReadToo
     consequence = (
         "writes fail with OOM errors" if facts["maxmemory_policy"] == "noeviction" else "keys are being evicted"
     )
-    return Diagnosis(
+    return diagnosis_of(
+        incident,
         root_cause=f"Redis dataset ({used_mb:.1f} MiB) has filled its maxmemory ({max_mb:.1f} MiB); {consequence}",
-        symptom=incident.symptom,
         evidence=evidence,
-        hypotheses=sorted([growth, fragmented], key=lambda h: h.likelihood, reverse=True),
         confidence=0.9,
-        severity=incident.severity,
-        backend=BACKEND,
+        hypotheses=[growth, fragmented],
     )
 
 
@@ -104,7 +102,7 @@ def _plan_redis_memory(incident: Incident, resource: Resource, read: ReadTool) -
 
 def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
     cause = f"{incident.resource} does not answer: the server is down or hung"
-    return observed(incident, snapshot.reasons, cause, confidence=0.7)
+    return diagnosis_of(incident, snapshot.reasons, cause, confidence=0.7)
 
 
 def _plan_restart(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
