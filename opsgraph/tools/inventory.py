@@ -8,6 +8,7 @@ inside a probe or, worse, inside a fix.
 from __future__ import annotations
 
 import os
+import shutil
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,7 +32,8 @@ class ResourceKind(StrEnum):
 
 
 class Environment(StrEnum):
-    LOCAL = "local"
+    LOCAL = "local"  # servers OpsGraph started itself, in its state folder
+    EXTERNAL = "external"  # servers someone else started and runs (systemd, a script, by hand)
     DOCKER = "docker"
     GCP = "gcp"
 
@@ -109,6 +111,119 @@ class DockerSettings(_Strict):
     )
 
 
+def _executable(argv0: str) -> str:
+    """An argv[0] that exists now: an executable path, or a name found on PATH."""
+    if "/" in argv0:
+        if not (os.path.isfile(argv0) and os.access(argv0, os.X_OK)):
+            raise ValueError(f"{argv0!r} is not an executable file")
+        return argv0
+    if shutil.which(argv0) is None:
+        raise ValueError(f"{argv0!r} was not found on PATH; give its absolute path or install it")
+    return argv0
+
+
+Argv = Annotated[list[str], Field(min_length=1)]
+
+
+class LifecycleCommands(_Strict):
+    """How each lifecycle operation is done, as argv lists (never a shell string).
+
+    Each runs with the operation's timeout; a non-zero exit status is a failure. `restart`
+    is used when given, else `stop` (when the server answers) then `start`.
+    """
+
+    start: Argv | None = None
+    stop: Argv | None = None
+    restart: Argv | None = None
+    reload: Argv | None = Field(None, description="Re-read the config without dropping the server's state")
+    status: Argv | None = Field(None, description="Exit status 0 when the server runs")
+
+    @model_validator(mode="after")
+    def _binaries_exist(self) -> LifecycleCommands:
+        for operation, argv in self.declared().items():
+            try:
+                _executable(argv[0])
+            except ValueError as error:
+                raise ValueError(f"{operation}: {error}") from None
+        return self
+
+    def declared(self) -> dict[str, list[str]]:
+        return {name: argv for name, argv in self.model_dump().items() if argv is not None}
+
+
+class SystemdUnit(_Strict):
+    """A systemd unit: renders to `systemctl start|stop|restart|reload|is-active UNIT`."""
+
+    # No leading "-": a unit name must never be read as a systemctl option.
+    unit: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@\\-]*$")]
+
+    @model_validator(mode="after")
+    def _systemctl_exists(self) -> SystemdUnit:
+        _executable("systemctl")
+        return self
+
+    def commands(self) -> LifecycleCommands:
+        def verb(name: str) -> list[str]:
+            return ["systemctl", name, self.unit]
+
+        return LifecycleCommands(
+            start=verb("start"),
+            stop=verb("stop"),
+            restart=verb("restart"),
+            reload=verb("reload"),
+            status=["systemctl", "is-active", "--quiet", self.unit],
+        )
+
+
+class ServerPaths(_Strict):
+    """Where an external server keeps what the tools read (absolute paths)."""
+
+    config_file: Path | None = Field(None, description="nginx.conf, redis.conf, postgresql.conf")
+    data_dir: Path | None = Field(None, description="Redis `dir`, PostgreSQL data directory")
+    log_files: list[Path] = Field([], description="Logs that process_logs and diagnoses read")
+    pid_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _absolute(self) -> ServerPaths:
+        for path in [self.config_file, self.data_dir, self.pid_file, *self.log_files]:
+            if path is not None and not path.is_absolute():
+                raise ValueError(f"{path} is not an absolute path")
+        return self
+
+
+class ExternalSettings(_Strict):
+    """A server OpsGraph did not start: how (and whether) its lifecycle is operated.
+
+    `lifecycle: none` (the default) leaves only the data-plane tools (INFO, CONFIG SET,
+    terminating sessions, stub_status); restarts are refused with a reason. `commands`
+    runs the declared argv lists; `systemd` renders them from a unit name.
+    """
+
+    lifecycle: Literal["none", "commands", "systemd"] = "none"
+    commands: LifecycleCommands | None = None
+    systemd: SystemdUnit | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    paths: ServerPaths = ServerPaths()
+
+    @model_validator(mode="after")
+    def _lifecycle_described(self) -> ExternalSettings:
+        if self.lifecycle == "commands" and (self.commands is None or not self.commands.declared()):
+            raise ValueError("lifecycle: commands needs `commands` with at least one of start, stop, restart, reload")
+        if self.lifecycle == "systemd" and self.systemd is None:
+            raise ValueError("lifecycle: systemd needs `systemd: {unit: NAME}`")
+        if self.lifecycle != "commands" and self.commands is not None:
+            raise ValueError(f"`commands` is only read with lifecycle: commands (this says {self.lifecycle})")
+        if self.lifecycle != "systemd" and self.systemd is not None:
+            raise ValueError(f"`systemd` is only read with lifecycle: systemd (this says {self.lifecycle})")
+        return self
+
+    def lifecycle_commands(self) -> LifecycleCommands:
+        """The argv lists for each operation (empty when OpsGraph may not operate the server)."""
+        if self.systemd is not None:
+            return self.systemd.commands()
+        return self.commands or LifecycleCommands()
+
+
 class ResourcePolicy(_Strict):
     """Hard limits that hold whatever the approval setting and whoever approves."""
 
@@ -130,6 +245,18 @@ class Resource(_Strict):
     policy: ResourcePolicy = ResourcePolicy()
     http: HttpSettings = HttpSettings()
     docker: DockerSettings = DockerSettings()
+    external: ExternalSettings = ExternalSettings()
+
+    @model_validator(mode="after")
+    def _external_only_when_external(self) -> Resource:
+        if self.external != ExternalSettings() and self.environment is not Environment.EXTERNAL:
+            raise ValueError(f"the `external` section applies to environment: external, not {self.environment}")
+        return self
+
+    @property
+    def managed_by_opsgraph(self) -> bool:
+        """Whether OpsGraph started this server (and so may create its data): local only."""
+        return self.environment is Environment.LOCAL
 
 
 class McpServer(_Strict):

@@ -1,8 +1,10 @@
 """Where resources run, and the lifecycle operations that depend on it.
 
-`local` (supervised processes on loopback ports) is the embedded default; `docker`
-reaches containers through the Docker Engine API; `gcp` arrives with its own issue
-and fails clearly until then.
+`local` (supervised processes on loopback ports) is the embedded default and manages
+only what it created; `external` operates servers someone else started, exactly as the
+inventory declares (commands, a systemd unit, or not at all); `docker` reaches
+containers through the Docker Engine API; `gcp` arrives with its own issue and fails
+clearly until then. No environment ever replaces a server or creates its data.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ def lifecycle_for(resource: Resource, inventory: Inventory, state_dir: Path) -> 
         from opsgraph.tools.environments.docker import DockerEnvironment
 
         return DockerEnvironment(inventory)
+    if resource.environment is Environment.EXTERNAL:
+        from opsgraph.tools.environments.external import ExternalEnvironment
+
+        return ExternalEnvironment(inventory)
     raise UnsupportedEnvironment(
         f"resource {resource.name!r} runs in the {resource.environment} environment, "
-        "which has no lifecycle operations in this version (only 'local' and 'docker')"
+        "which has no lifecycle operations in this version (only 'local', 'external' and 'docker')"
     )

@@ -39,6 +39,9 @@ class PostgresServer(Server):
         # PostgreSQL refuses to run as root; setpriv drops to the postgres user.
         return ["pg_ctl", "initdb", *(["setpriv"] if running_as_root() else [])]
 
+    def data_exists(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
     def _tool(self, name: str) -> Path:
         """initdb/pg_ctl of the same installation, so that versions never mix."""
         sibling = find_binary("pg_ctl").resolve().parent / name

@@ -191,6 +191,10 @@ class Server(ABC):
     def provision(self) -> None:  # noqa: B027 — an optional hook: most kinds have nothing to create
         """Create what the inventory expects to exist inside a running server."""
 
+    def data_exists(self) -> bool:
+        """Whether the data this server runs on is the one OpsGraph created (default: nothing to check)."""
+        return self.folder.is_dir()
+
     def pid(self) -> int | None:
         """The server's pid if it is alive, else None (a stale pid file counts as none)."""
         pid = read_pid(self.pid_path)

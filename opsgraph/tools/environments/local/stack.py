@@ -102,11 +102,16 @@ class LocalStack:
     def restart(self, resource_name: str) -> ProcessStatus:
         """Stop then start one server with the current inventory settings.
 
-        Redis keeps nothing across a restart (no persistence): that is intended.
+        Only a server this state folder created: without its record and its data here,
+        starting one would put a new, empty server in the place of someone else's
+        (`up` is the one command that creates servers). Redis keeps nothing across a
+        restart (no persistence): that is intended.
         """
         resource = self._local_resource(resource_name)
         with self._locked():
-            self._stop(self._server(resource), _ignore)
+            running = self._server(resource)
+            self._refuse_unless_ours(running)
+            self._stop(running, _ignore)
             server = self._fresh_server(resource)
             self._preflight([server])
             self._ensure_running(server, _ignore)
@@ -167,6 +172,16 @@ class LocalStack:
             if recorded is not None:
                 servers.append(self._fresh_server(recorded))
         return servers
+
+    def _refuse_unless_ours(self, server: Server) -> None:
+        """Refuse to restart what OpsGraph did not create: no record, or no data of its own here."""
+        if self._recorded(server.name) is None or not server.data_exists():
+            raise LocalStackError(
+                f"{server.label} was not started by OpsGraph from {self._folder(server.name)} (no record of it, "
+                "or its data is not there), so OpsGraph will not start a new server in its place: that would be an "
+                "empty replacement. If this server is yours, describe it as `environment: external` with the "
+                "commands that restart it; if it is OpsGraph's, start it with `opsgraph up`"
+            )
 
     # ---- lifecycle steps
 
