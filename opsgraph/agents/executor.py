@@ -4,7 +4,9 @@ Before each step it checks again — the policy review, and for steps that neede
 human, an approval in the ledger bound to this step's exact digest. It writes an
 intent row before and a result row after each call (idempotency key = incident +
 plan + step): a step with a result is never run again, and a non-idempotent step
-that has an intent but no result (a crash mid-call) is not blindly repeated.
+that has an intent but no result (a crash mid-call) is not blindly repeated. The
+result row carries the data check of disruptive steps; a step after which the data
+changed unexpectedly ends the plan (the verifier then fails the incident).
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def _gate(
     return None
 
 
+def _summary(record: ActionRecord) -> str:
+    text = f"{record.tool}({record.args}) -> {record.status}{': ' + record.error if record.error else ''}"
+    if record.data_lost:
+        text += f"; DATA CHANGED: {'; '.join(record.data_lost)}"
+    return text
+
+
 def executor(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime.context)
     incident = Incident.model_validate(state["incident"])
@@ -78,15 +87,13 @@ def executor(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 error=outcome.error,
                 started_at=started,
                 finished_at=time.time(),
+                data_check=outcome.data_check,
             )
             ctx.ledger.record_result(key, incident.incident_id, plan_no, record)
         records.append(record)
-        if record.status != "ok":
-            break  # later steps assume earlier ones worked
+        if record.status != "ok" or record.data_lost:
+            break  # later steps assume earlier ones worked, and never build on lost data
     return {
         "actions": [r.model_dump(mode="json") for r in records],
-        "timeline": [
-            event("executor", f"{r.tool}({r.args}) -> {r.status}{': ' + r.error if r.error else ''}", r.finished_at)
-            for r in records
-        ],
+        "timeline": [event("executor", _summary(r), r.finished_at) for r in records],
     }

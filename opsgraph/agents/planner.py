@@ -3,6 +3,10 @@
 A model whose plan the policy refuses gets the reasons back for one re-plan; if that is
 refused too, the runbook's plan replaces it (recorded as a fallback). The runbook's own
 refusals are final: it would only propose the same thing again.
+
+A plan that already ran without fixing the incident is never run again: after the
+verifier's feedback the backend must come up with something different, or the
+incident escalates (a restart that failed three times in a row helps nobody).
 """
 
 from __future__ import annotations
@@ -27,6 +31,15 @@ def _refusals(reviewed: list[ReviewedStep]) -> str:
     return "; ".join(f"step {r.index} {r.step.tool}: {r.reason}" for r in reviewed if r.verdict is StepVerdict.REFUSE)
 
 
+def _repeats(reviewed: list[ReviewedStep], failed_plans: list[list[str]]) -> str | None:
+    """Why this plan must not run: the same steps already ran and did not fix the incident."""
+    digests = [r.digest for r in reviewed]
+    if not digests or digests not in failed_plans:
+        return None
+    steps = ", ".join(r.step.tool for r in reviewed)
+    return f"the only plan left ({steps}) already ran and did not fix it: escalate to a human"
+
+
 def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime.context)
     incident = Incident.model_validate(state["incident"])
@@ -49,6 +62,9 @@ def planner(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
             plan, reviewed = _runbook_instead(incident, diagnosis, resource, read, refused, ctx)
             log.append(reasoning_entry("planner", plan.backend, plan.tokens, plan.fallback))
 
+    if repeated := _repeats(reviewed, state.get("failed_plans", [])):
+        plan = Plan(steps=[], summary=repeated, backend=plan.backend)
+        reviewed = []
     plan_no = state.get("plan_no", 0) + 1
     ctx.ledger.record_plan(incident.incident_id, plan_no, plan, reviewed)
     now = time.time()

@@ -47,7 +47,18 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
         "verified_after_s": round(verification.snapshot.taken_at - incident.detected_at, 3) if verification else None,
         "root_cause": diagnosis.root_cause if diagnosis else None,
         "diagnosis": diagnosis.model_dump(mode="json") if diagnosis else None,
-        "actions": [{"tool": a.tool, "args": a.args, "status": a.status, "error": a.error} for a in actions],
+        "actions": [
+            {
+                "tool": a.tool,
+                "args": a.args,
+                "status": a.status,
+                "error": a.error,
+                "data_survived": a.data_check.survived if a.data_check else None,
+            }
+            for a in actions
+        ],
+        # Unexpected data changes after a step (empty when every checked step kept the data).
+        "data_safety": [f"after {a.tool}: {change}" for a in actions for change in a.data_lost],
         "approvals": [
             {
                 "tool": a["tool"],

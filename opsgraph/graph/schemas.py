@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsgraph.tools.data_safety import DataCheck
 from opsgraph.tools.risk import Risk
 
 
@@ -129,6 +130,12 @@ class ActionRecord(_Record):
     error: str | None = None
     started_at: float
     finished_at: float
+    data_check: DataCheck | None = Field(None, description="Disruptive steps: data fingerprints before and after")
+
+    @property
+    def data_lost(self) -> list[str]:
+        """What changed in the data that this step was not declared to change."""
+        return self.data_check.unexpected if self.data_check else []
 
 
 class Verification(_Record):

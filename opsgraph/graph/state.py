@@ -33,10 +33,13 @@ class IncidentState(IncidentInput, total=False):
     verification: dict[str, Any]  # schemas.Verification
     attempt: int
     feedback: str | None
+    # The step digests of every plan that ran and did not fix the incident, append-only:
+    # the planner never runs one of them again.
+    failed_plans: Annotated[list[list[str]], operator.add]
     timeline: Annotated[list[dict[str, Any]], operator.add]  # {"at", "node", "event"}, append-only
     # One entry per reasoning call: {"node", "backend", "tokens", "fallback"}, append-only.
     reasoning_log: Annotated[list[dict[str, Any]], operator.add]
-    outcome: str  # healthy | duplicate | resolved | escalated | rejected
+    outcome: str  # healthy | duplicate | resolved | escalated | rejected | data_safety_failure
     outcome_detail: str
     report: dict[str, Any]
 

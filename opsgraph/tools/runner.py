@@ -1,7 +1,9 @@
 """Run one catalogue tool: validate its arguments, bound its time, turn failures into data.
 
 A tool that fails (target down, bad state, timeout) yields an error outcome the
-reasoning backend can read; it never crashes the incident graph.
+reasoning backend can read; it never crashes the incident graph. A disruptive or
+destructive step is bracketed by data fingerprints (`data_safety`), whoever calls it —
+the graph's executor or an MCP client — so that "the data survived" is checked, not assumed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.data_safety import DataCheck, check_after, fingerprint
 from opsgraph.tools.spec import ToolContext
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ class ToolOutcome(BaseModel):
     output: dict[str, Any] | None = None
     error: str | None = None
     duration_s: float
+    data_check: DataCheck | None = None  # disruptive and destructive steps: did the data survive?
 
 
 def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: float) -> ToolOutcome:
@@ -44,14 +48,17 @@ def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: f
     if not ctx.inventory.has(args.resource):
         return failed(f"resource {args.resource!r} is not in the inventory")
 
+    resource = ctx.resource(args.resource)
+    before = fingerprint(resource, ctx.state_dir) if spec.checks_data else None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{name}")
     try:
-        output = pool.submit(spec.run, args, ctx).result(timeout=timeout_s)
+        outcome = ToolOutcome(ok=True, output=pool.submit(spec.run, args, ctx).result(timeout=timeout_s), duration_s=0)
     except FutureTimeout:
-        return failed(f"{name} did not finish within {timeout_s:.0f} s")
+        outcome = failed(f"{name} did not finish within {timeout_s:.0f} s")
     except Exception as error:
         log.warning("tool %s failed", name, exc_info=True)
-        return failed(f"{name} failed: {type(error).__name__}: {error}")
+        outcome = failed(f"{name} failed: {type(error).__name__}: {error}")
     finally:
         pool.shutdown(wait=False)
-    return ToolOutcome(ok=True, output=output, duration_s=time.monotonic() - started)
+    check = check_after(resource, ctx.state_dir, before, spec.may_change) if spec.checks_data else None
+    return outcome.model_copy(update={"duration_s": time.monotonic() - started, "data_check": check})

@@ -60,6 +60,14 @@ class ToolSpec(Generic[ArgsT]):
     check_limits: Callable[[ArgsT, Resource], str | None] | None = None
     # Only resources in this environment (e.g. process tools act on local processes).
     environment: Environment | None = None
+    # Data-fingerprint facts (see data_safety) this tool changes on purpose, e.g. redis_flush
+    # the key count; any other change after a disruptive step is a data-safety failure.
+    may_change: frozenset[str] = frozenset()
+
+    @property
+    def checks_data(self) -> bool:
+        """Disruptive and destructive steps are bracketed by data fingerprints."""
+        return self.risk in (Risk.DISRUPTIVE, Risk.DESTRUCTIVE)
 
     def fits(self, resource: Resource) -> str | None:
         """Why this tool cannot act on `resource`, or None when it can."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import ScriptedReasoner, Stack, redis_resource, running_stack
 
 from opsgraph.graph.runtime import incident_graph, resume_incident, start_incident
-from opsgraph.graph.schemas import Health
+from opsgraph.graph.schemas import Diagnosis, Health, Incident, Plan
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.redis_tools import redis_client
@@ -168,22 +169,47 @@ def test_the_runbook_refusal_is_final(stack: Stack) -> None:
     assert context.ledger.actions("inc-final") == []
 
 
-def test_failed_fix_retries_then_escalates(stack: Stack) -> None:
+def test_a_plan_that_did_not_fix_it_is_never_run_again(stack: Stack) -> None:
+    """The retry gets the failure as feedback; a backend that can only repeat itself escalates."""
     fill_redis_memory(stack.inventory.get("cache"))
-    context = stack.context(
-        approval="none",
-        verify_deadline_s=0.3,
-        max_retries=2,
-        reasoner=ScriptedReasoner(
-            [
-                {"tool": "redis_memory_purge", "args": {"resource": "cache"}},
-            ]
-        ),
-    )
+    reasoner = ScriptedReasoner([{"tool": "redis_memory_purge", "args": {"resource": "cache"}}])
+    context = stack.context(approval="none", verify_deadline_s=0.3, max_retries=2, reasoner=reasoner)
     with incident_graph(stack.state_dir) as graph:
         done = start_incident(graph, context, "cache", "inc-retry")
     report = done.report
     assert report is not None
     assert report["outcome"] == "escalated"
-    assert report["attempts"] == 3
-    assert [a["tool"] for a in report["actions"]] == ["redis_memory_purge"] * 3
+    assert "already ran and did not fix it" in report["outcome_detail"]
+    assert report["attempts"] == 2
+    assert [a["tool"] for a in report["actions"]] == ["redis_memory_purge"]
+
+
+class TakingTurns(ScriptedReasoner):
+    """Proposes each plan of a list in turn (cycling), and records the feedback it was given."""
+
+    def __init__(self, plans: list[list[dict[str, Any]]]) -> None:
+        super().__init__(plans[0])
+        self.plans = plans
+        self.feedback: list[str | None] = []
+
+    def plan(self, incident: Incident, diagnosis: Diagnosis, resource: Any, read: Any, feedback: str | None) -> Plan:
+        self.steps = self.plans[len(self.feedback) % len(self.plans)]
+        self.feedback.append(feedback)
+        return super().plan(incident, diagnosis, resource, read, feedback)
+
+
+def test_failed_fix_retries_with_a_different_plan_then_escalates(stack: Stack) -> None:
+    fill_redis_memory(stack.inventory.get("cache"))
+    purge = [{"tool": "redis_memory_purge", "args": {"resource": "cache"}}]
+    kill = [{"tool": "redis_kill_idle_clients", "args": {"resource": "cache", "min_idle_s": 3600}}]
+    reasoner = TakingTurns([purge, kill])
+    context = stack.context(approval="none", verify_deadline_s=0.3, max_retries=2, reasoner=reasoner)
+    with incident_graph(stack.state_dir) as graph:
+        done = start_incident(graph, context, "cache", "inc-turns")
+    report = done.report
+    assert report is not None
+    assert report["outcome"] == "escalated"
+    assert [a["tool"] for a in report["actions"]] == ["redis_memory_purge", "redis_kill_idle_clients"]
+    assert report["attempts"] == 3  # the third plan would have repeated the first
+    assert reasoner.feedback[0] is None
+    assert reasoner.feedback[1] is not None and "after plan 1 the resource is still unhealthy" in reasoner.feedback[1]

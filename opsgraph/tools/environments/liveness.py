@@ -13,7 +13,10 @@ import socket
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Resource, ResourceKind
 
 _TIMEOUT_S = 2.0
@@ -31,6 +34,7 @@ def redis_answers(resource: Resource) -> bool:
         password=connection.password(),
         socket_timeout=_TIMEOUT_S,
         socket_connect_timeout=_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),  # redis-py retries 3 times with backoff by default: seconds per "no"
     )
     try:
         return bool(client.ping())
@@ -43,18 +47,8 @@ def redis_answers(resource: Resource) -> bool:
 
 
 def postgres_answers(resource: Resource) -> bool:
-    connection = resource.connection
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=connection.host,
-        port=connection.port,
-        user=connection.user or "postgres",
-        dbname=connection.database or "postgres",
-        password=connection.password(),
-        connect_timeout=int(_TIMEOUT_S),
-        application_name="opsgraph-liveness",
-    )
     try:
-        with psycopg.connect(conninfo):
+        with psycopg.connect(postgres_conninfo(resource, "opsgraph-liveness", connect_timeout=int(_TIMEOUT_S))):
             return True
     except psycopg.Error as error:
         return any(text in str(error) for text in POSTGRES_FULL)

@@ -1,0 +1,166 @@
+"""A step that leaves a server up but its data changed fails the incident as a data-safety failure.
+
+The Redis here is started outside OpsGraph (its own config, AOF persistence, its own
+data directory, 300 keys). Its inventory entry declares a start command that brings up
+*a* Redis on the same port — but with another, empty directory: the kind of mistake a
+hand-written lifecycle command makes. The probe alone would call the result healthy;
+the data check around the restart must not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from support import free_port, wait_for
+
+from opsgraph.graph.context import Context
+from opsgraph.graph.runtime import incident_graph, start_incident
+from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.data_safety import DataFingerprint, unexpected_changes
+from opsgraph.tools.inventory import ResourceKind
+
+pytestmark = pytest.mark.timeout(120)
+
+KEYS = 300
+
+
+def _redis_conf(folder: Path, port: int) -> Path:
+    conf = folder / "redis.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndaemonize yes\npidfile {folder / 'redis.pid'}\n"
+        f'logfile {folder / "redis.log"}\ndir {folder / "data"}\nappendonly yes\nappendfsync always\nsave ""\n'
+    )
+    (folder / "data").mkdir()
+    return conf
+
+
+@pytest.fixture
+def users_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A persistent Redis someone started by hand, with keys; stopped (whatever runs on its port) afterwards."""
+    port = free_port()
+    (tmp_path / "users").mkdir()
+    conf = _redis_conf(tmp_path / "users", port)
+    subprocess.run([str(find_binary("redis-server")), str(conf)], check=True, timeout=30)
+    client = redis.Redis(port=port, socket_timeout=5)
+    wait_for(lambda: client.ping(), "the user's redis to answer", 30)
+    for index in range(KEYS):
+        client.set(f"order:{index}", "x" * 100)
+    yield {"port": port, "conf": conf, "folder": tmp_path / "users", "client": client}
+    with contextlib.suppress(redis.ConnectionError):  # already gone, or closed by the shutdown itself
+        client.shutdown(nosave=True)
+    client.close()
+
+
+def _kill(folder: Path) -> None:
+    pid = int((folder / "redis.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(), "the kill")
+
+
+def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
+    users_redis: dict[str, Any], tmp_path: Path
+) -> None:
+    folder: Path = users_redis["folder"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = users_redis["port"]
+    # The mistake: the declared start command points at another directory.
+    wrong_start = [str(find_binary("redis-server")), "--port", str(port), "--bind", "127.0.0.1", "--daemonize",
+                   "yes", "--dir", str(empty), "--appendonly", "yes", "--save", ""]  # fmt: skip
+    inventory = tmp_path / "opsgraph.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "resources": [
+                    {
+                        "name": "orders-cache",
+                        "kind": "redis",
+                        "environment": "external",
+                        "connection": {"host": "127.0.0.1", "port": port},
+                        "external": {
+                            "lifecycle": "commands",
+                            "commands": {"start": wrong_start},
+                            "timeout_s": 20,
+                            "paths": {
+                                "config_file": str(users_redis["conf"]),
+                                "data_dir": str(folder / "data"),
+                                "log_files": [str(folder / "redis.log")],
+                            },
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    _kill(folder)
+    context = Context(
+        inventory_path=str(inventory),
+        state_dir=str(tmp_path / "state"),
+        approval="none",
+        verify_deadline_s=5.0,
+        settle_s=0.5,
+        probe_interval_s=0.1,
+    )
+    with incident_graph(tmp_path / "state") as graph:
+        done = start_incident(graph, context, "orders-cache", "inc-data")
+    report = done.report
+    assert report is not None
+    assert report["outcome"] == "data_safety_failure", report["outcome_detail"]
+    assert not report["resolved"]
+    assert [(a["tool"], a["status"], a["data_survived"]) for a in report["actions"]] == [("redis_restart", "ok", False)]
+    assert any(f"dir changed from '{folder / 'data'}' to '{empty}'" in line for line in report["data_safety"])
+    assert any("no keys" in line for line in report["data_safety"])
+    assert "DATA SAFETY FAILURE" in report["outcome_detail"]
+    # The ledger's result row carries both fingerprints, so the evidence outlives the checkpoint.
+    [result] = [row for row in context.ledger.actions("inc-data") if row["phase"] == "result"]
+    assert result["status"] == "ok"
+    # The user's data is still where it was: OpsGraph wrote nothing there.
+    assert any(path.stat().st_size > 200 for path in (folder / "data").rglob("*.aof"))
+    closed = context.ledger.incident("inc-data")
+    assert closed is not None and closed["status"] == "data_safety_failure"
+
+
+def _print(source: str, **facts: Any) -> DataFingerprint:
+    return DataFingerprint(source=source, facts=facts, taken_at=0.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after", "may_change", "expected"),
+    [
+        # A Redis without persistence loses its keys on a restart by design.
+        (ResourceKind.REDIS, _print("live", keys=50, persistent=False, dir="/d"), _print("live", keys=0, dir="/d"),
+         frozenset(), []),
+        (ResourceKind.REDIS, _print("live", keys=50, persistent=True, dir="/d"), _print("live", keys=0, dir="/d"),
+         frozenset(), ["keys fell from 50 to 0 on a server with persistence"]),
+        (ResourceKind.REDIS, _print("live", keys=50, persistent=True), _print("live", keys=0),
+         frozenset({"keys"}), []),
+        (ResourceKind.POSTGRES, _print("disk", system_identifier="1", data_directory="/pg"),
+         _print("live", system_identifier="2", data_directory="/pg", tables=[]), frozenset(),
+         ["system_identifier changed from '1' to '2'",
+          "a different PostgreSQL cluster answers: the data was replaced"]),
+        (ResourceKind.POSTGRES, _print("live", databases=["shop"], tables=["public.orders", "public.users"]),
+         _print("live", databases=["shop"], tables=["public.users"]), frozenset(), ["tables gone: public.orders"]),
+        (ResourceKind.NGINX, _print("disk", config_sha256="a"), _print("disk", config_sha256="b"), frozenset(),
+         ["config_sha256 changed from 'a' to 'b'"]),
+        (ResourceKind.NGINX, _print("disk", config_sha256="a"), _print("disk", config_sha256="b"),
+         frozenset({"config_sha256"}), []),
+    ],
+)  # fmt: skip
+def test_unexpected_changes(
+    kind: ResourceKind,
+    before: DataFingerprint,
+    after: DataFingerprint,
+    may_change: frozenset[str],
+    expected: list[str],
+) -> None:
+    assert unexpected_changes(kind, before, after, may_change) == expected
