@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from outside import start_hand_redis
 from support import redis_resource
 
 from opsgraph.tools.environments.local import LocalStack
@@ -54,8 +55,15 @@ def test_demo_json_contract(cli: Cli) -> None:
     assert isinstance(record["mttd_s"], float) and isinstance(record["mttr_s"], float)
     assert "maxmemory" in str(record["root_cause"])
     assert record["actions"] == [
-        {"tool": "redis_scale_memory", "args": {"resource": "cache", "maxmemory_mb": 48}, "status": "ok", "error": None}
+        {
+            "tool": "redis_scale_memory",
+            "args": {"resource": "cache", "maxmemory_mb": 48},
+            "status": "ok",
+            "error": None,
+            "data_survived": True,
+        }
     ]
+    assert record["data_safety"] == []
     for node in ("detector", "diagnostician", "planner", "approval", "executor", "verifier", "report"):
         assert node in result.stderr  # progress per node
 
@@ -96,6 +104,28 @@ def test_scan_and_status(cli: Cli) -> None:
     cli("down")
     assert "stopped" in cli("status").stdout
     assert "failed" in cli("scan").stdout
+
+
+def test_status_and_scan_name_servers_opsgraph_did_not_start(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the scan table's cells stay on one line
+    with start_hand_redis(tmp_path / "users") as users, start_hand_redis(tmp_path / "squatter") as squatter:
+        mine = {**redis_resource(), "connection": {"host": "127.0.0.1", "port": squatter.port}}
+        theirs = {
+            "name": "sessions", "kind": "redis", "environment": "external",
+            "connection": {"host": "127.0.0.1", "port": users.port},
+        }  # fmt: skip
+        cli.inventory.write_text(yaml.safe_dump({"version": 1, "resources": [mine, theirs]}))
+        status = cli("status")
+        assert status.returncode == 0, status.stderr
+        lines = {line.split()[0]: line for line in status.stdout.splitlines() if line.strip()}
+        assert "running (not managed by OpsGraph: another server holds the port)" in lines["cache"]
+        assert "running (not managed by OpsGraph; lifecycle: none)" in lines["sessions"]
+        scan = cli("scan")
+        assert "not managed by OpsGraph" in scan.stdout and "OpsGraph (local)" in scan.stdout
+        users.kill()
+        assert "not answering (not managed by OpsGraph; lifecycle: none)" in cli("status").stdout
 
 
 def test_malformed_inventory_is_rejected_with_the_field(cli: Cli) -> None:

@@ -27,14 +27,17 @@ def show_node(node: str, update: dict[str, Any]) -> None:
         err.print(f"[bold cyan]{node:>13}[/] {escape(entry['event'])}", highlight=False)
 
 
-def scan_table(snapshots: list[Snapshot]) -> Table:
+def scan_table(snapshots: list[Snapshot], runners: dict[str, str]) -> Table:
+    """The health table; `runners` says, per resource, who starts and stops its server."""
     table = Table(title="OpsGraph scan")
-    for column in ("resource", "kind", "health", "symptom", "details"):
+    for column in ("resource", "kind", "health", "symptom", "run by", "details"):
         table.add_column(column)
     for snap in snapshots:
         details = "; ".join(snap.reasons) or ", ".join(f"{k}={v}" for k, v in list(snap.metrics.items())[:3])
         style = _HEALTH_STYLE[snap.health]
-        table.add_row(snap.resource, snap.kind, f"[{style}]{snap.health}[/]", snap.symptom or "", escape(details))
+        health = f"[{style}]{snap.health}[/]"
+        runner = escape(runners.get(snap.resource, ""))
+        table.add_row(snap.resource, snap.kind, health, snap.symptom or "", runner, escape(details))
     return table
 
 

@@ -9,18 +9,13 @@ the data check around the restart must not.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
-from support import free_port, wait_for
+from outside import HandStartedRedis, start_hand_redis
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -33,46 +28,21 @@ pytestmark = pytest.mark.timeout(120)
 KEYS = 300
 
 
-def _redis_conf(folder: Path, port: int) -> Path:
-    conf = folder / "redis.conf"
-    conf.write_text(
-        f"port {port}\nbind 127.0.0.1\ndaemonize yes\npidfile {folder / 'redis.pid'}\n"
-        f'logfile {folder / "redis.log"}\ndir {folder / "data"}\nappendonly yes\nappendfsync always\nsave ""\n'
-    )
-    (folder / "data").mkdir()
-    return conf
-
-
 @pytest.fixture
-def users_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def users_redis(tmp_path: Path) -> Iterator[HandStartedRedis]:
     """A persistent Redis someone started by hand, with keys; stopped (whatever runs on its port) afterwards."""
-    port = free_port()
-    (tmp_path / "users").mkdir()
-    conf = _redis_conf(tmp_path / "users", port)
-    subprocess.run([str(find_binary("redis-server")), str(conf)], check=True, timeout=30)
-    client = redis.Redis(port=port, socket_timeout=5)
-    wait_for(lambda: client.ping(), "the user's redis to answer", 30)
-    for index in range(KEYS):
-        client.set(f"order:{index}", "x" * 100)
-    yield {"port": port, "conf": conf, "folder": tmp_path / "users", "client": client}
-    with contextlib.suppress(redis.ConnectionError):  # already gone, or closed by the shutdown itself
-        client.shutdown(nosave=True)
-    client.close()
-
-
-def _kill(folder: Path) -> None:
-    pid = int((folder / "redis.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(), "the kill")
+    with start_hand_redis(tmp_path / "users") as server:
+        for index in range(KEYS):
+            server.client.set(f"order:{index}", "x" * 100)
+        yield server
 
 
 def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
-    users_redis: dict[str, Any], tmp_path: Path
+    users_redis: HandStartedRedis, tmp_path: Path
 ) -> None:
-    folder: Path = users_redis["folder"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    port = users_redis["port"]
+    port = users_redis.port
     # The mistake: the declared start command points at another directory.
     wrong_start = [str(find_binary("redis-server")), "--port", str(port), "--bind", "127.0.0.1", "--daemonize",
                    "yes", "--dir", str(empty), "--appendonly", "yes", "--save", ""]  # fmt: skip
@@ -92,9 +62,9 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
                             "commands": {"start": wrong_start},
                             "timeout_s": 20,
                             "paths": {
-                                "config_file": str(users_redis["conf"]),
-                                "data_dir": str(folder / "data"),
-                                "log_files": [str(folder / "redis.log")],
+                                "config_file": str(users_redis.config_file),
+                                "data_dir": str(users_redis.data_dir),
+                                "log_files": [str(users_redis.log_file)],
                             },
                         },
                     }
@@ -102,7 +72,7 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
             }
         )
     )
-    _kill(folder)
+    users_redis.kill()
     context = Context(
         inventory_path=str(inventory),
         state_dir=str(tmp_path / "state"),
@@ -118,14 +88,14 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
     assert report["outcome"] == "data_safety_failure", report["outcome_detail"]
     assert not report["resolved"]
     assert [(a["tool"], a["status"], a["data_survived"]) for a in report["actions"]] == [("redis_restart", "ok", False)]
-    assert any(f"dir changed from '{folder / 'data'}' to '{empty}'" in line for line in report["data_safety"])
+    assert any(f"dir changed from '{users_redis.data_dir}' to '{empty}'" in line for line in report["data_safety"])
     assert any("no keys" in line for line in report["data_safety"])
     assert "DATA SAFETY FAILURE" in report["outcome_detail"]
     # The ledger's result row carries both fingerprints, so the evidence outlives the checkpoint.
     [result] = [row for row in context.ledger.actions("inc-data") if row["phase"] == "result"]
     assert result["status"] == "ok"
     # The user's data is still where it was: OpsGraph wrote nothing there.
-    assert any(path.stat().st_size > 200 for path in (folder / "data").rglob("*.aof"))
+    assert any(path.stat().st_size > 200 for path in users_redis.data_dir.rglob("*.aof"))
     closed = context.ledger.incident("inc-data")
     assert closed is not None and closed["status"] == "data_safety_failure"
 

@@ -73,3 +73,44 @@ def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     data = {"resources": [{"name": "db", "kind": "postgres", "connection": {"port": 5432, "password_env": "DB_PW"}}]}
     monkeypatch.setenv("DB_PW", "s3cret")
     assert parse_inventory(data).get("db").connection.password() == "s3cret"
+
+
+def external(section: dict[str, object]) -> dict[str, object]:
+    return one(environment="external", external=section)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"lifecycle": "commands", "commands": {"restart": ["no-such-binary-xyz"]}},
+         "resources[0].external.commands: Value error, restart: 'no-such-binary-xyz' was not found on PATH"),
+        ({"lifecycle": "commands", "commands": {"start": ["/nonexistent/redis-server", "/etc/redis.conf"]}},
+         "start: '/nonexistent/redis-server' is not an executable file"),
+        ({"lifecycle": "commands", "commands": {"start": "redis-server /etc/redis.conf"}},
+         "resources[0].external.commands.start: Input should be a valid list"),  # never a shell string
+        ({"lifecycle": "commands", "commands": {"start": []}}, "resources[0].external.commands.start"),
+        ({"lifecycle": "commands"}, "lifecycle: commands needs `commands`"),
+        ({"lifecycle": "systemd"}, "lifecycle: systemd needs `systemd: {unit: NAME}`"),
+        ({"lifecycle": "systemd", "systemd": {"unit": "--host=evil"}}, "resources[0].external.systemd.unit"),
+        ({"commands": {"start": ["true"]}}, "`commands` is only read with lifecycle: commands"),
+        ({"paths": {"data_dir": "var/lib/redis"}}, "var/lib/redis is not an absolute path"),
+        ({"paths": {"datadir": "/var/lib/redis"}}, "resources[0].external.paths.datadir"),
+        ({"lifecycle": "sometimes"}, "resources[0].external.lifecycle"),
+    ],
+)  # fmt: skip
+def test_malformed_external_section_names_the_field(section: dict[str, object], expected: str) -> None:
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(external(section), "opsgraph.yaml")
+    assert expected in str(error.value)
+
+
+def test_the_external_section_belongs_to_external_resources() -> None:
+    with pytest.raises(InventoryError, match="the `external` section applies to environment: external, not local"):
+        parse_inventory(one(external={"paths": {"data_dir": "/var/lib/redis"}}), "opsgraph.yaml")
+
+
+def test_an_external_resource_without_a_section_has_no_lifecycle() -> None:
+    resource = parse_inventory(one(environment="external")).get("cache")
+    assert resource.external.lifecycle == "none"
+    assert resource.external.lifecycle_commands().declared() == {}
+    assert not resource.managed_by_opsgraph

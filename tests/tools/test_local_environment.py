@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from outside import start_hand_redis
 
 from opsgraph.tools import binaries
 from opsgraph.tools.binaries import MissingBinaryError, find_binary
@@ -194,3 +195,32 @@ def test_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
     assert str(port_of(inventory, "web")) in message
     assert "inventory" in message
     assert not port_open(port_of(inventory, "cache"))  # redis was not started either
+
+
+def test_restart_refuses_a_server_opsgraph_did_not_start(tmp_path: Path) -> None:
+    """A user's Redis on the port of a `local` resource: OpsGraph never started it, so it is not OpsGraph's."""
+    with start_hand_redis(tmp_path / "users") as users:
+        users.client.set("order:1", "theirs")
+        inventory = parse_inventory(
+            {"resources": [{"name": "cache", "kind": "redis", "connection": {"port": users.port}}]}
+        )
+        stack = LocalStack(tmp_path / "state", inventory)
+        with pytest.raises(LocalStackError, match=r"was not started by OpsGraph .* empty replacement"):
+            stack.restart("cache")
+        assert users.client.get("order:1") == b"theirs" and users.answers()
+        users.kill()  # and once it has crashed, nothing takes its place either
+        with pytest.raises(LocalStackError, match="was not started by OpsGraph"):
+            stack.restart("cache")
+        assert not users.listening()
+
+
+def test_restart_never_initialises_a_missing_postgres_data_directory(tmp_path: Path) -> None:
+    """A record without its data (deleted, or another machine's): restarting would mean a fresh initdb."""
+    port = free_port()
+    inventory = parse_inventory({"resources": [{"name": "db", "kind": "postgres", "connection": {"port": port}}]})
+    folder = tmp_path / "state" / "local" / "db"
+    folder.mkdir(parents=True)
+    (folder / "resource.json").write_text(inventory.get("db").model_dump_json())
+    with pytest.raises(LocalStackError, match="its data is not there"):
+        LocalStack(tmp_path / "state", inventory).restart("db")
+    assert not (folder / "data").exists() and not port_open(port)

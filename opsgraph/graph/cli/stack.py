@@ -15,6 +15,9 @@ from opsgraph.graph.cli.app import (
     local_stack,
 )
 from opsgraph.graph.console import err, out, scan_table
+from opsgraph.tools.environments.external import ExternalEnvironment
+from opsgraph.tools.environments.liveness import answers
+from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.probes import probe_all
 
 
@@ -33,16 +36,46 @@ def down(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOpt
 
 @app.command(rich_help_panel="Local stack")
 def status(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
-    """Show the local servers: pid, port, running."""
-    for item in local_stack(inventory, state_dir).status():
-        state = "[green]running[/]" if item.running else "[red]stopped[/]"
-        out.print(f"{item.name:<16} {item.kind:<9} port {item.port:<6} pid {item.pid or '-':<8} {state}")
+    """Show the servers: OpsGraph's own (pid, port, running) and the external ones it adopted."""
+    stack = local_stack(inventory, state_dir)
+    for item in stack.status():
+        resource = stack.inventory.get(item.name) if stack.inventory.has(item.name) else None
+        if item.running:
+            state = "[green]running[/]"
+        elif item.pid is None and resource is not None and answers(resource):
+            state = "[yellow]running (not managed by OpsGraph: another server holds the port)[/]"
+        else:
+            state = "[red]stopped[/]"
+        line = f"{item.name:<16} {item.kind:<9} port {item.port:<6} pid {item.pid or '-':<8} {state}"
+        out.print(line, soft_wrap=True)
+    external = ExternalEnvironment(stack.inventory)
+    for resource in stack.inventory.resources:
+        if resource.environment is Environment.EXTERNAL:
+            found = external.status(resource.name)
+            state = "[green]running[/]" if found.running else "[red]not answering[/]"
+            port = resource.connection.port
+            how = f"lifecycle: {resource.external.lifecycle}"
+            out.print(
+                f"{resource.name:<16} {resource.kind:<9} port {port:<6} pid {found.pid or '-':<8} "
+                f"{state} (not managed by OpsGraph; {how})",
+                soft_wrap=True,
+            )
 
 
 @app.command("scan", rich_help_panel="Local stack")
 def scan_command(inventory: InventoryOption = Path("opsgraph.yaml")) -> None:
-    """Probe every resource once and print a health table."""
-    out.print(scan_table(probe_all(inventory_or_exit(inventory))))
+    """Probe every resource once and print a health table (with who runs each server)."""
+    resources = inventory_or_exit(inventory)
+    out.print(scan_table(probe_all(resources), {r.name: _runner_of(r) for r in resources.resources}))
+
+
+def _runner_of(resource: Resource) -> str:
+    """Who starts and stops the server: OpsGraph itself, or someone else (and how OpsGraph may act)."""
+    if resource.environment is Environment.LOCAL:
+        return "OpsGraph (local)"
+    if resource.environment is Environment.EXTERNAL:
+        return f"not managed by OpsGraph (lifecycle: {resource.external.lifecycle})"
+    return str(resource.environment)
 
 
 @app.command(rich_help_panel="Local stack")

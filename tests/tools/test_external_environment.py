@@ -1,0 +1,130 @@
+"""The external environment runs exactly the declared lifecycle commands, and refuses the rest.
+
+A real Redis is started by hand here (its own config file, AOF persistence, its own
+data directory), as a user has one. OpsGraph may stop and start it only through the
+argv lists its inventory entry declares.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from outside import HandStartedRedis, start_hand_redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.environments import lifecycle_for
+from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
+from opsgraph.tools.inventory import Inventory, load_inventory, parse_inventory
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "external-servers.yaml"
+
+
+@pytest.fixture
+def users_redis(tmp_path: Path) -> Iterator[HandStartedRedis]:
+    with start_hand_redis(tmp_path / "users") as server:
+        server.client.set("order:1", "kept")
+        yield server
+
+
+def inventory_for(server: HandStartedRedis, external: dict[str, Any]) -> Inventory:
+    return parse_inventory(
+        {
+            "resources": [
+                {
+                    "name": "orders-cache",
+                    "kind": "redis",
+                    "environment": "external",
+                    "connection": {"host": "127.0.0.1", "port": server.port},
+                    "external": external,
+                }
+            ]
+        }
+    )
+
+
+def test_the_worked_example_inventory_loads_and_renders_systemd_argv() -> None:
+    inventory = load_inventory(EXAMPLE)
+    cache = inventory.get("cache").external.lifecycle_commands()
+    assert cache.restart == ["systemctl", "restart", "redis-server.service"]
+    assert cache.status == ["systemctl", "is-active", "--quiet", "redis-server.service"]
+    edge = inventory.get("edge").external.lifecycle_commands()
+    assert edge.reload == ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-s", "reload"]
+    sessions = inventory.get("sessions")
+    assert sessions.external.lifecycle == "none" and not sessions.managed_by_opsgraph
+    assert isinstance(lifecycle_for(sessions, inventory, Path("/nonexistent")), ExternalEnvironment)
+
+
+def test_without_a_lifecycle_a_restart_is_refused_and_nothing_is_started(users_redis: HandStartedRedis) -> None:
+    inventory = inventory_for(users_redis, {})
+    users_redis.kill()
+    with pytest.raises(LifecycleRefused, match=r"not managed by OpsGraph .* declares no way to restart it"):
+        ExternalEnvironment(inventory).restart("orders-cache")
+    assert not users_redis.listening()
+    with pytest.raises(LifecycleRefused, match="lists no log files"):
+        ExternalEnvironment(inventory).log_tail("orders-cache")
+
+
+def test_a_running_server_with_only_a_start_command_is_not_restarted(users_redis: HandStartedRedis) -> None:
+    inventory = inventory_for(users_redis, {"lifecycle": "commands", "commands": {"start": users_redis.start_argv}})
+    pid = users_redis.pid()
+    with pytest.raises(LifecycleRefused, match="declares no way to restart"):
+        ExternalEnvironment(inventory).restart("orders-cache")
+    assert users_redis.pid() == pid
+
+
+def test_stop_then_start_restarts_the_same_server_with_its_data(users_redis: HandStartedRedis) -> None:
+    stop = [str(find_binary("redis-cli")), "-p", str(users_redis.port), "shutdown"]
+    external = {
+        "lifecycle": "commands",
+        "commands": {"start": users_redis.start_argv, "stop": stop},
+        "paths": {"pid_file": str(users_redis.pid_file), "log_files": [str(users_redis.log_file)]},
+    }
+    inventory = inventory_for(users_redis, external)
+    before = users_redis.pid()
+    status = ExternalEnvironment(inventory).restart("orders-cache")
+    assert status.running and status.pid not in (None, before)
+    assert users_redis.client.get("order:1") == b"kept"  # shutdown saved it; start loaded it
+    assert any(
+        "Ready to accept connections" in line for line in ExternalEnvironment(inventory).log_tail("orders-cache")
+    )
+
+
+def test_a_failing_command_reports_its_output_and_a_slow_one_its_timeout(
+    users_redis: HandStartedRedis, tmp_path: Path
+) -> None:
+    users_redis.kill()
+    failing = [str(find_binary("redis-server")), str(tmp_path / "missing.conf")]
+    inventory = inventory_for(users_redis, {"lifecycle": "commands", "commands": {"start": failing}})
+    with pytest.raises(LifecycleFailed, match=r"start command .* failed \(exit status 1\): .*missing\.conf"):
+        ExternalEnvironment(inventory).restart("orders-cache")
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    slow = {"lifecycle": "commands", "commands": {"start": [sleep, "5"]}, "timeout_s": 0.3}
+    with pytest.raises(LifecycleFailed, match=r"did not finish within 0\.3 s"):
+        ExternalEnvironment(inventory_for(users_redis, slow)).restart("orders-cache")
+    assert not users_redis.listening()
+
+
+def test_status_uses_the_declared_command(users_redis: HandStartedRedis) -> None:
+    false = shutil.which("false")
+    assert false is not None
+    external = {"lifecycle": "commands", "commands": {"start": users_redis.start_argv, "status": [false]}}
+    assert not ExternalEnvironment(inventory_for(users_redis, external)).status("orders-cache").running
+    assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
+
+
+def test_a_saturated_redis_counts_as_up(users_redis: HandStartedRedis) -> None:
+    """At maxclients a new client is turned away — the server is up and must not be restarted."""
+    users_redis.client.config_set("maxclients", "1")
+    with pytest.raises(redis.ConnectionError, match="max number of clients reached"):
+        redis.Redis(port=users_redis.port, socket_timeout=2, retry=Retry(NoBackoff(), 0)).ping()
+    assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
