@@ -56,6 +56,9 @@ def _handler(spec: ToolSpec[Any], ctx: ToolContext, timeout_s: float) -> Any:
         if reviewed.verdict is StepVerdict.REFUSE:
             raise ToolError(f"refused by policy: {reviewed.reason}")
         outcome = run_tool(spec.name, arguments, ctx, timeout_s)
+        if outcome.data_check is not None and not outcome.data_check.survived:
+            lost = "; ".join(outcome.data_check.unexpected)
+            raise ToolError(f"DATA SAFETY FAILURE after {spec.name}: {lost} (tool result: {outcome.error or 'ok'})")
         if not outcome.ok:
             raise ToolError(outcome.error or "failed")
         return json.dumps(outcome.output, default=str)

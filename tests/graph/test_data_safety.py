@@ -16,12 +16,17 @@ from typing import Any
 import pytest
 import yaml
 from outside import HandStartedRedis, start_hand_redis
+from support import wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.data_safety import DataFingerprint, unexpected_changes
-from opsgraph.tools.inventory import ResourceKind
+from opsgraph.tools.inventory import ResourceKind, load_inventory
+from opsgraph.tools.mcp_server import _handler
+from opsgraph.tools.runner import run_tool
+from opsgraph.tools.spec import ToolContext, ToolError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,16 +42,9 @@ def users_redis(tmp_path: Path) -> Iterator[HandStartedRedis]:
         yield server
 
 
-def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
-    users_redis: HandStartedRedis, tmp_path: Path
-) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    port = users_redis.port
-    # The mistake: the declared start command points at another directory.
-    wrong_start = [str(find_binary("redis-server")), "--port", str(port), "--bind", "127.0.0.1", "--daemonize",
-                   "yes", "--dir", str(empty), "--appendonly", "yes", "--save", ""]  # fmt: skip
-    inventory = tmp_path / "opsgraph.yaml"
+def write_inventory(folder: Path, users_redis: HandStartedRedis, start: list[str]) -> Path:
+    """The user's Redis as an external resource whose declared start command is `start`."""
+    inventory = folder / "opsgraph.yaml"
     inventory.write_text(
         yaml.safe_dump(
             {
@@ -56,10 +54,10 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
                         "name": "orders-cache",
                         "kind": "redis",
                         "environment": "external",
-                        "connection": {"host": "127.0.0.1", "port": port},
+                        "connection": {"host": "127.0.0.1", "port": users_redis.port},
                         "external": {
                             "lifecycle": "commands",
-                            "commands": {"start": wrong_start},
+                            "commands": {"start": start},
                             "timeout_s": 20,
                             "paths": {
                                 "config_file": str(users_redis.config_file),
@@ -72,6 +70,21 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
             }
         )
     )
+    return inventory
+
+
+def wrong_start(users_redis: HandStartedRedis, empty: Path) -> list[str]:
+    """The mistake: a start command for the same port that points at another directory."""
+    return [str(find_binary("redis-server")), "--port", str(users_redis.port), "--bind", "127.0.0.1",
+            "--daemonize", "yes", "--dir", str(empty), "--appendonly", "yes", "--save", ""]  # fmt: skip
+
+
+def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
+    users_redis: HandStartedRedis, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inventory = write_inventory(tmp_path, users_redis, wrong_start(users_redis, empty))
     users_redis.kill()
     context = Context(
         inventory_path=str(inventory),
@@ -98,6 +111,24 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
     assert any(path.stat().st_size > 200 for path in users_redis.data_dir.rglob("*.aof"))
     closed = context.ledger.incident("inc-data")
     assert closed is not None and closed["status"] == "data_safety_failure"
+
+
+def test_every_entry_point_gets_the_check_mcp_included(users_redis: HandStartedRedis, tmp_path: Path) -> None:
+    """The runner brackets the step whoever calls it; over MCP a data-safety failure is an error result."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inventory = load_inventory(write_inventory(tmp_path, users_redis, wrong_start(users_redis, empty)))
+    ctx = ToolContext(inventory=inventory, state_dir=tmp_path / "state")
+    users_redis.kill()
+    call = _handler(CATALOGUE["redis_restart"], ctx, timeout_s=30)
+    with pytest.raises(ToolError, match=r"DATA SAFETY FAILURE after redis_restart: dir changed"):
+        call(resource="orders-cache")
+    # The same step straight through the runner (the executor's path): it ran, the data did not survive.
+    users_redis.stop()
+    wait_for(lambda: not users_redis.listening(), "the wrong server to stop")
+    outcome = run_tool("redis_restart", {"resource": "orders-cache"}, ctx, 30)
+    assert outcome.ok and outcome.data_check is not None and not outcome.data_check.survived
+    assert outcome.data_check.before.source == "disk" and outcome.data_check.after.source == "live"
 
 
 def _print(source: str, **facts: Any) -> DataFingerprint:
