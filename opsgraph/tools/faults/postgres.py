@@ -20,7 +20,7 @@ from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 from opsgraph.tools.postgres_tools import connect
 from opsgraph.tools.spec import ToolContext, ToolError
 
-# The seed incident: 85+ % of max_connections held, and queries queued behind a lock.
+# The seed incident: 85+ % of the ordinary connection slots held, and queries queued behind a lock.
 TARGET_USED_PCT = 88
 BLOCKED_QUERIES = 5
 # Slots left free for ordinary roles after the fault: the app's own requests, OpsGraph's probe and tools.
@@ -53,12 +53,13 @@ def _post(url: str, path: str, params: dict[str, int]) -> dict[str, Any]:
 
 
 def _usage(target: Resource) -> dict[str, int]:
-    """Rows of pg_stat_activity (what the probe counts), client backends, and the limits."""
+    """Client connections as the probe counts them (this session left out), and the ordinary slots."""
     with connect(target) as conn:
         row = conn.execute(
-            "SELECT count(*) AS sessions, count(*) FILTER (WHERE backend_type = 'client backend') AS clients,"
+            "SELECT count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS clients,"
             " current_setting('max_connections')::int AS max_connections,"
-            " current_setting('superuser_reserved_connections')::int AS reserved"
+            " current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - coalesce(current_setting('reserved_connections', true)::int, 0) AS usable"
             " FROM pg_stat_activity"
         ).fetchone()
     assert row is not None  # an aggregate always returns one row
@@ -71,13 +72,13 @@ def _block(url: str) -> dict[str, Any]:
 
 
 def _hold_connections(url: str, target: Resource) -> dict[str, Any]:
-    """Open enough idle sessions that TARGET_USED_PCT of the slots are in use, and never more than fit.
+    """Open enough idle sessions that TARGET_USED_PCT of the ordinary slots are in use, and never more than fit.
 
     More than fit would leave the app retrying for the rest, re-taking every slot a fix frees.
     """
     usage = _usage(target)
-    wanted = math.ceil(usage["max_connections"] * TARGET_USED_PCT / 100) - usage["sessions"]
-    room = usage["max_connections"] - usage["reserved"] - usage["clients"] - HEADROOM
+    wanted = math.ceil(usage["usable"] * TARGET_USED_PCT / 100) - usage["clients"]
+    room = usage["usable"] - usage["clients"] - HEADROOM
     count = min(wanted, room)
     if count < 1:
         return {"held": 0, **usage}
@@ -92,7 +93,7 @@ def _connection_overload(resource: Resource, ctx: ToolContext) -> dict[str, Any]
     # The lock first: its sessions must find slots before the leak takes them.
     blocking = _block(url)
     connections = _hold_connections(url, resource)
-    return {"app": url, **connections, **blocking, "connections_used": _usage(resource)["sessions"]}
+    return {"app": url, **connections, **blocking, "connections_used": _usage(resource)["clients"]}
 
 
 def _blocking_queries(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
@@ -112,7 +113,7 @@ SCENARIOS = [
         target_kind=ResourceKind.POSTGRES,
         description=(
             f"through the sample app: {BLOCKED_QUERIES} queries blocked by a session idle in transaction, "
-            f"then idle sessions until {TARGET_USED_PCT} % of max_connections are in use"
+            f"then idle sessions until {TARGET_USED_PCT} % of the ordinary connection slots are in use"
         ),
         inject=_connection_overload,
         reset=reset_through_the_app,

@@ -20,6 +20,7 @@ from opsgraph.tools.postgres_tools.server import (
     postgres_restart,
     postgres_scale_connections,
     postgres_vacuum,
+    restart_refusal,
 )
 from opsgraph.tools.postgres_tools.sessions import (
     MAX_SESSIONS_PER_CALL,
@@ -30,14 +31,23 @@ from opsgraph.tools.postgres_tools.sessions import (
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolSpec
 
-__all__ = ["MAX_SESSIONS_PER_CALL", "OWN_PREFIX", "TERMINATE_SQL", "TOOLS", "PostgresKillArgs", "connect"]
+__all__ = [
+    "MAX_SESSIONS_PER_CALL",
+    "OWN_PREFIX",
+    "TERMINATE_SQL",
+    "TOOLS",
+    "PostgresKillArgs",
+    "connect",
+    "restart_refusal",
+]
 
 TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         name="postgres_info",
         description=(
-            "Read PostgreSQL connections vs max_connections (by state, application and user), long-running "
-            "queries, blocked queries with their blockers, lock counts and database sizes."
+            "Read PostgreSQL client connections vs the ordinary slots (max_connections minus reserved), by state, "
+            "application and user; long-running queries, blocked queries with their blockers, lock counts, "
+            "database sizes and configuration lines the server would reject."
         ),
         args_model=PostgresInfoArgs,
         target_kind=ResourceKind.POSTGRES,
@@ -48,8 +58,9 @@ TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         name="postgres_kill_long_queries",
         description=(
-            "Terminate client sessions matching filters (state, min_duration_s, user, database, application_name, "
-            "blockers_only), oldest first, at most max_sessions; never superuser, walsender or OpsGraph sessions."
+            "Terminate client sessions matching filters (state, min_duration_s, user, database, application_name "
+            "('' = none set), blockers_only), oldest first, at most max_sessions; never superuser, walsender or "
+            "OpsGraph sessions."
         ),
         args_model=PostgresKillArgs,
         target_kind=ResourceKind.POSTGRES,
@@ -59,7 +70,10 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         name="postgres_scale_connections",
-        description="Set max_connections with ALTER SYSTEM and restart the server (drops every session).",
+        description=(
+            "Set max_connections with ALTER SYSTEM and restart the server (drops every session); refused before "
+            "any change where the environment cannot restart it, and undone when the restart fails."
+        ),
         args_model=PostgresScaleConnectionsArgs,
         target_kind=ResourceKind.POSTGRES,
         risk=Risk.DISRUPTIVE,

@@ -58,6 +58,15 @@ class Session:
     def is_client(self) -> bool:
         return self.backend_type == "client backend"
 
+    @property
+    def takes_a_slot(self) -> bool:
+        """Whether this backend holds one of max_connections, counted as the probe counts it.
+
+        Background processes have slots of their own. A session whose details are hidden
+        from this role counts when it has a role and a database (background processes lack one).
+        """
+        return self.is_client or (not self.details_visible and self.user is not None and self.database is not None)
+
     def protection(self) -> str | None:
         """Why this session may never be terminated by OpsGraph, or None."""
         if self.is_self:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from opsgraph.tools.postgres_tools.activity import Session, read_sessions, rounded
 from opsgraph.tools.postgres_tools.connection import connect
+from opsgraph.tools.probes.postgres_config import config_errors
 from opsgraph.tools.spec import ToolArgs, ToolContext
 
 
@@ -84,7 +85,8 @@ def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
         settings = conn.execute(
             "SELECT current_setting('server_version') AS version,"
             " current_setting('max_connections')::int AS max_connections,"
-            " current_setting('superuser_reserved_connections')::int AS reserved,"
+            " current_setting('superuser_reserved_connections')::int AS superuser_reserved,"
+            " coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,"
             " pg_is_in_recovery() AS in_recovery, current_user AS connected_as,"
             " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS connected_as_superuser"
         ).fetchone()
@@ -94,9 +96,13 @@ def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
             "SELECT datname AS name, pg_database_size(datname) AS bytes FROM pg_database"
             " WHERE datallowconn AND has_database_privilege(datname, 'CONNECT') ORDER BY bytes DESC"
         ).fetchall()
+        config = config_errors(conn)
     assert settings is not None  # a SELECT of scalars always returns one row
-    clients = [s for s in sessions if s.is_client]
+    clients = [s for s in sessions if s.is_client and not s.is_self]
+    # Counted as the probe counts them (client backends but this session), so numbers agree.
+    used = sum(s.takes_a_slot and not s.is_self for s in sessions)
     maximum = settings["max_connections"]
+    usable = max(1, maximum - settings["superuser_reserved"] - settings["reserved"])
     long_running = sorted(
         (s for s in clients if _runs_long(s, args.long_query_s)),
         key=lambda s: -max(s.query_age_s or 0, s.xact_age_s or 0),
@@ -112,18 +118,26 @@ def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
         "connected_as": settings["connected_as"],
         "connected_as_superuser": settings["connected_as_superuser"],
         "max_connections": maximum,
-        "superuser_reserved_connections": settings["reserved"],
-        # Counted as the probe counts them (every row of pg_stat_activity), so numbers agree.
-        "connections": len(sessions),
-        "connections_used_pct": round(100.0 * len(sessions) / maximum, 2),
-        "client_connections": len(clients),
+        "superuser_reserved_connections": settings["superuser_reserved"],
+        "reserved_connections": settings["reserved"],
+        # The slots ordinary roles may use; the rest are kept for superusers.
+        "usable_connections": usable,
+        "connections": used,
+        "connections_free": max(0, usable - used),
+        "connections_used_pct": round(100.0 * used / usable, 2),
+        "background_processes": sum(not s.takes_a_slot for s in sessions),
         "hidden_sessions": sum(not s.details_visible for s in sessions),
         "backend_types": dict(Counter(s.backend_type or "hidden" for s in sessions)),
         "by_state": dict(Counter(s.state or "unknown" for s in clients)),
         "by_application": _by_application(clients)[: args.limit],
         "by_user": sorted(users.values(), key=lambda u: -u["sessions"])[: args.limit],
         "long_running": [
-            {**s.summary(), "query_age_s": rounded(s.query_age_s), "wait_event_type": s.wait_event_type}
+            {
+                **s.summary(),
+                "query_age_s": rounded(s.query_age_s),
+                "wait_event_type": s.wait_event_type,
+                "protected": s.protection(),
+            }
             for s in long_running[: args.limit]
         ],
         "blocked_queries": len([s for s in sessions if s.blocked_by]),
@@ -135,4 +149,6 @@ def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
             "by_mode": {f"{row['mode']}{'' if row['granted'] else ' (waiting)'}": row["n"] for row in locks},
         },
         "databases": [{"name": row["name"], "size_mb": round(row["bytes"] / 2**20, 2)} for row in databases],
+        # Lines of the configuration files the server would reject (None: this role may not read them).
+        "config_errors": None if config is None else [error.summary() for error in config],
     }

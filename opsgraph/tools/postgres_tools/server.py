@@ -9,8 +9,10 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from opsgraph.tools.inventory import Resource
+from opsgraph.tools.environments.external import not_configured
+from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.postgres_tools.connection import connect
+from opsgraph.tools.probes.postgres_config import CAN_READ_SQL
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
 
 # Plain (unquoted) identifiers, optionally schema-qualified, for VACUUM targets.
@@ -34,44 +36,118 @@ def connections_ceiling(args: PostgresScaleConnectionsArgs, resource: Resource) 
     return None
 
 
-def _current_max_connections(resource: Resource) -> tuple[int, int]:
+def restart_refusal(resource: Resource, running: bool = True) -> str | None:
+    """Why OpsGraph may not restart this server (or start it, when it is down), or None when it may.
+
+    Only an external server can say no in advance: it is restarted exactly as its inventory
+    entry declares, and with nothing declared OpsGraph has no way to do it.
+    """
+    if resource.environment is Environment.GCP:
+        return f"{resource.name} runs in the gcp environment, which has no restart in this version"
+    if resource.environment is not Environment.EXTERNAL:
+        return None
+    commands = resource.external.lifecycle_commands()
+    if commands.restart is not None or (commands.start is not None and (not running or commands.stop is not None)):
+        return None
+    return str(not_configured(resource, "restart" if running else "start"))
+
+
+# Client backends (this one included) and the slots ordinary roles may not use.
+_USAGE = (
+    "SELECT current_setting('max_connections')::int AS max,"
+    " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,"
+    " current_setting('superuser_reserved_connections')::int"
+    " + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved"
+)
+# The value postgresql.auto.conf holds now (ALTER SYSTEM's file), so that an undo restores exactly that.
+_AUTO_CONF = (
+    "SELECT setting FROM pg_file_settings WHERE name = 'max_connections'"
+    " AND sourcefile = current_setting('data_directory') || '/postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1"
+)
+
+
+def _current_max_connections(resource: Resource) -> tuple[int, int, int]:
+    """max_connections, the client connections in use, and the reserved slots."""
     with connect(resource) as conn:
-        row = conn.execute(
-            "SELECT current_setting('max_connections')::int AS max, (SELECT count(*) FROM pg_stat_activity) AS used"
-        ).fetchone()
+        row = conn.execute(_USAGE).fetchone()
     assert row is not None
-    return int(row["max"]), int(row["used"])
+    return int(row["max"]), int(row["used"]), int(row["reserved"])
 
 
-def postgres_scale_connections(args: PostgresScaleConnectionsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Set max_connections (ALTER SYSTEM) and restart through the environment: every session is dropped."""
-    resource = ctx.resource(args.resource)
-    if (problem := connections_ceiling(args, resource)) is not None:
-        raise ToolError(problem)
-    # First: an environment without a lifecycle must fail before anything changes.
-    lifecycle = ctx.lifecycle(resource)
-    previous, used = _current_max_connections(resource)
-    if args.max_connections <= used:
-        raise ToolError(
-            f"max_connections {args.max_connections} is not above the {used} connections in use; "
-            "refusing to make the pressure worse"
-        )
+def _alter_system(conn: psycopg.Connection[Any], value: int | str | None) -> None:
+    """ALTER SYSTEM SET max_connections = value, or RESET it when value is None."""
+    if value is None:
+        conn.execute("ALTER SYSTEM RESET max_connections")
+    else:
+        # A utility statement takes no bound parameters; the value goes in as a Literal.
+        conn.execute(sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(str(value))))
+
+
+def _apply(resource: Resource, wanted: int) -> tuple[bool, str | None]:
+    """ALTER SYSTEM SET max_connections; returns whether postgresql.auto.conf could be read and what it held."""
     with connect(resource) as conn:
+        allowed = conn.execute(CAN_READ_SQL).fetchone()
+        readable = allowed is not None and bool(allowed["allowed"])
+        row = conn.execute(_AUTO_CONF).fetchone() if readable else None
         try:
-            # A utility statement takes no bound parameters; the validated int goes in as a Literal.
-            conn.execute(sql.SQL("ALTER SYSTEM SET max_connections = {}").format(sql.Literal(args.max_connections)))
+            _alter_system(conn, wanted)
         except psycopg.errors.InsufficientPrivilege as error:
             raise ToolError(
                 f"{resource.name}: {str(error).strip()}; ALTER SYSTEM needs a superuser or "
                 "GRANT ALTER SYSTEM ON PARAMETER max_connections to the inventory's connection.user"
             ) from None
+    return readable, None if row is None else str(row["setting"])
+
+
+def _undo(resource: Resource, readable: bool, before: str | None, previous: int) -> str:
+    """Put postgresql.auto.conf back as it was; returns what was done, for the error message."""
+    restored: str | None = before if readable else str(previous)
+    try:
+        with connect(resource) as conn:
+            _alter_system(conn, restored)
+    except (ToolError, psycopg.Error) as error:
+        return (
+            f"undoing the ALTER SYSTEM failed too ({str(error).strip()}): postgresql.auto.conf still sets "
+            "max_connections; run ALTER SYSTEM RESET max_connections (or set it back) before the next restart"
+        )
+    if restored is None:
+        return "the ALTER SYSTEM was undone (RESET max_connections: postgresql.auto.conf no longer sets it)"
+    return f"the ALTER SYSTEM was undone (max_connections in postgresql.auto.conf set back to {restored})"
+
+
+def postgres_scale_connections(args: PostgresScaleConnectionsArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Set max_connections (ALTER SYSTEM) and restart through the environment: every session is dropped.
+
+    A setting that needs a restart must not outlive a restart that failed: it would take effect,
+    unasked, at the next one. So the tool refuses before changing anything when the environment
+    cannot restart this server, and undoes the ALTER SYSTEM when the restart fails.
+    """
+    resource = ctx.resource(args.resource)
+    if (problem := connections_ceiling(args, resource)) is not None:
+        raise ToolError(problem)
+    # First: an environment without a (declared) restart must fail before anything changes.
+    lifecycle = ctx.lifecycle(resource)
+    if (refusal := restart_refusal(resource)) is not None:
+        raise ToolError(f"{refusal}; max_connections only changes at a restart, so nothing was changed")
+    previous, used, reserved = _current_max_connections(resource)
+    if args.max_connections <= used + reserved:
+        raise ToolError(
+            f"max_connections {args.max_connections} is not above the {used} connections in use plus the "
+            f"{reserved} slots reserved for superusers; refusing to make the pressure worse"
+        )
+    readable, before = _apply(resource, args.max_connections)
     began = time.monotonic()
-    status = lifecycle.restart(resource.name)
-    now, _ = _current_max_connections(resource)
+    try:
+        status = lifecycle.restart(resource.name)
+    except Exception as error:  # any environment's failure: the change must not stay behind
+        undone = _undo(resource, readable, before, previous)
+        raise ToolError(f"the restart of {resource.name} failed ({error}); {undone}") from error
+    now, _, _ = _current_max_connections(resource)
     if now != args.max_connections:
+        undone = _undo(resource, readable, before, previous)
         raise ToolError(
             f"after the restart max_connections is {now}, not {args.max_connections}: "
-            "a setting on the command line or in a later file overrides postgresql.auto.conf"
+            f"a setting on the command line or in a later file overrides postgresql.auto.conf; {undone}"
         )
     return {
         "previous_max_connections": previous,

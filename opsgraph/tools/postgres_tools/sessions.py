@@ -31,8 +31,9 @@ MAX_SESSIONS_PER_CALL = 500
 
 # Names OpsGraph accepts for roles and databases (compared as values, never spliced into SQL).
 _NAME = r"^[A-Za-z_][A-Za-z0-9_.$-]{0,62}$"
-# Printable ASCII: what PostgreSQL keeps of an application_name (at most 63 bytes).
-_APPLICATION = r"^[\x20-\x7e]{1,63}$"
+# Printable ASCII: what PostgreSQL keeps of an application_name (at most 63 bytes). Empty: none set,
+# which is how many drivers and hand-written clients connect.
+_APPLICATION = r"^[\x20-\x7e]{0,63}$"
 
 SessionState = Literal[
     "active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call", "disabled"
@@ -49,7 +50,11 @@ class PostgresKillArgs(ToolArgs):
     user: Annotated[str | None, Field(pattern=_NAME, description="Only sessions of this role")] = None
     database: Annotated[str | None, Field(pattern=_NAME, description="Only sessions on this database")] = None
     application_name: Annotated[
-        str | None, Field(pattern=_APPLICATION, description="Only sessions with exactly this application_name")
+        str | None,
+        Field(
+            pattern=_APPLICATION,
+            description="Only sessions with exactly this application_name ('' = sessions that set none)",
+        ),
     ] = None
     blockers_only: bool = Field(False, description="Only sessions that hold a lock another session waits for")
     max_sessions: Annotated[
