@@ -2,6 +2,8 @@
 
 Deterministic (thresholds, no model). The fingerprint is resource + symptom, so a
 second run against the same still-open fault joins nothing new: it ends as a duplicate.
+A resource whose data a step changed unexpectedly is held: nothing more is done to it
+until a human releases the data-safety failure.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
         update = conclude("healthy", f"{resource.name} is healthy; nothing to do", "detector", now)
         return Command(goto="__end__", update={**update, "snapshot_before": snapshot.model_dump(mode="json")})
     assert snapshot.symptom is not None  # every unhealthy grade names its symptom
+    if (holder := ctx.ledger.held_by(resource.name)) is not None:
+        detail = (
+            f"{resource.name} is {snapshot.health} ({snapshot.symptom}), but incident {holder} changed its data "
+            f"unexpectedly: OpsGraph takes no action on it until a human runs `opsgraph incidents release {holder}`"
+        )
+        return Command(goto="__end__", update=conclude("held", detail, "detector", now))
     incident_id = state.get("incident_id") or new_incident_id(resource.name)
     incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
     duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)

@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS actions (
 """
 
 OPEN_STATUSES = ("open", "awaiting_approval")
+# An incident whose step changed the data unexpectedly holds its resource: OpsGraph acts on
+# it no more until a human has looked and released it (`opsgraph incidents release`).
+DATA_SAFETY_FAILURE = "data_safety_failure"
+RELEASED = "data_safety_released"
 
 
 def action_key(incident_id: str, plan_no: int, step_index: int) -> str:
@@ -118,6 +122,24 @@ class Ledger:
                 (fingerprint, *OPEN_STATUSES),
             ).fetchone()
         return row["incident_id"] if row else None
+
+    def held_by(self, resource: str) -> str | None:
+        """The data-safety failure that holds this resource, if a human has not released it yet."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT incident_id FROM incidents WHERE resource = ? AND status = ? ORDER BY opened_at DESC LIMIT 1",
+                (resource, DATA_SAFETY_FAILURE),
+            ).fetchone()
+        return row["incident_id"] if row else None
+
+    def release(self, incident_id: str) -> bool:
+        """A human has looked at a data-safety failure: OpsGraph may act on the resource again."""
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "UPDATE incidents SET status = ? WHERE incident_id = ? AND status = ?",
+                (RELEASED, incident_id, DATA_SAFETY_FAILURE),
+            )
+        return cursor.rowcount == 1
 
     def last_closed_at(self, fingerprint: str) -> float | None:
         """When the latest incident with this fingerprint was closed (cooldowns start there)."""

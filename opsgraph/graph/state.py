@@ -39,7 +39,7 @@ class IncidentState(IncidentInput, total=False):
     timeline: Annotated[list[dict[str, Any]], operator.add]  # {"at", "node", "event"}, append-only
     # One entry per reasoning call: {"node", "backend", "tokens", "fallback"}, append-only.
     reasoning_log: Annotated[list[dict[str, Any]], operator.add]
-    outcome: str  # healthy | duplicate | resolved | escalated | rejected | data_safety_failure
+    outcome: str  # healthy | duplicate | held | resolved | escalated | rejected | data_safety_failure
     outcome_detail: str
     report: dict[str, Any]
 

@@ -9,6 +9,8 @@ the data check around the restart must not.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,23 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
     assert any(path.stat().st_size > 200 for path in users_redis.data_dir.rglob("*.aof"))
     closed = context.ledger.incident("inc-data")
     assert closed is not None and closed["status"] == "data_safety_failure"
+
+    # The resource is held: the next fault on it is left to a human, until one releases it.
+    users_redis.stop()
+    wait_for(lambda: not users_redis.listening(), "the wrong server to stop")
+    with incident_graph(tmp_path / "state") as graph:
+        held = start_incident(graph, context, "orders-cache", "inc-held")
+    assert held.values["outcome"] == "held" and "opsgraph incidents release inc-data" in held.values["outcome_detail"]
+    assert context.ledger.actions("inc-held") == []
+    release = [sys.executable, "-m", "opsgraph", "incidents", "release", "inc-data", "--by", "alice",
+               "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    released = subprocess.run(release, capture_output=True, text=True, timeout=60, check=False)
+    assert released.returncode == 0 and "released by alice" in released.stdout, released.stderr
+    again = subprocess.run(release, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 1 and "not a held data-safety failure" in again.stderr
+    with incident_graph(tmp_path / "state") as graph:
+        acted = start_incident(graph, context, "orders-cache", "inc-after-release")
+    assert acted.report is not None and [a["tool"] for a in acted.report["actions"]] == ["redis_restart"]
 
 
 def test_every_entry_point_gets_the_check_mcp_included(users_redis: HandStartedRedis, tmp_path: Path) -> None:

@@ -199,6 +199,22 @@ def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph"
         out.print(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
 
 
+@incidents_app.command("release")
+def incidents_release(
+    incident_id: str,
+    by: Annotated[str, typer.Option("--by", help="Who looked at the data and releases the resource.")],
+    state_dir: StateOption = Path(".opsgraph"),
+) -> None:
+    """Release a resource held by a data-safety failure: OpsGraph may act on it again."""
+    ledger = Ledger(state_dir / "ledger.sqlite")
+    if not ledger.release(incident_id):
+        record = ledger.incident(incident_id)
+        status = record["status"] if record else "unknown incident"
+        err.print(f"[red]error:[/] {escape(incident_id)} is not a held data-safety failure ({escape(status)})")
+        raise typer.Exit(1)
+    out.print(escape(f"{incident_id}: released by {by}; OpsGraph may act on its resource again"))
+
+
 @incidents_app.command("show")
 def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph")) -> None:
     """Show one incident's full record (report, approvals, actions) as JSON."""
