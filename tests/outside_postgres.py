@@ -86,6 +86,7 @@ class OutsidePostgres:
         ]  # fmt: skip
 
     def initdb(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         password_file = self.folder / "pwfile"
         password_file.write_text(self.password + "\n")
         password_file.chmod(0o600)
