@@ -1,21 +1,54 @@
-"""Redis tools, reached through the real `redis` client (and the environment for restarts)."""
+"""Redis tools, reached through the real `redis` client (and the environment for restarts).
+
+Probes and tools talk to Redis through one connection per server that OpsGraph opens
+once and keeps (`kept_client`). A Redis at `maxclients` refuses every *new* connection
+with "max number of clients reached": a tool that connected afresh could neither tell
+that server from a dead one nor free a slot on it. A connection opened while there was
+room keeps working when the server is full, so OpsGraph can still measure the clients
+and disconnect the idle ones. Its name starts with `opsgraph`, so that no OpsGraph tool
+ever disconnects it (or another OpsGraph process's).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import redis
 from pydantic import Field
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
 
 MB = 1024 * 1024
+# Every client OpsGraph names starts with this; `redis_kill_idle_clients` never touches them.
+OWN_CLIENT_PREFIX = "opsgraph"
+KEPT_CLIENT_NAME = f"{OWN_CLIENT_PREFIX}-kept"
+# Clients idle less than this are taken for live ones: never disconnected.
+MIN_IDLE_FLOOR_S = 10
+_TIMEOUT_S = 2.0
+# redis-py 8.1 retries every command by default with Retry(ExponentialWithJitterBackoff(
+# base=0.01, cap=1), retries=10) on connection errors and timeouts: ~3 s of backoff
+# before a down server is reported, on every probe and every data check. One immediate
+# retry is enough to replace a socket that a restarted server closed; a server that
+# refuses twice is down.
+RETRY = Retry(NoBackoff(), retries=1)
+# Callers of the one kept connection queue for it at most this long (a command on it
+# is bounded by the socket timeout, twice with the retry).
+_POOL_WAIT_S = 3 * _TIMEOUT_S
 
 
 def redis_client(resource: Resource, timeout_s: float = 2.0) -> redis.Redis:
-    """A client with short timeouts: a hung Redis must not hang a probe or a fix."""
+    """A new client with short timeouts: a hung Redis must not hang a probe or a fix.
+
+    A fresh connection, for fault injection, tests and one-off checks: it is refused by
+    a full server. OpsGraph's probes and tools use `kept_client`.
+    """
     connection = resource.connection
     return redis.Redis(
         host=connection.host,
@@ -25,7 +58,66 @@ def redis_client(resource: Resource, timeout_s: float = 2.0) -> redis.Redis:
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         decode_responses=True,
+        retry=RETRY,
     )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    client: redis.Redis
+    password: str | None  # what it logs in with; a rotated secret needs a new login
+
+
+_KEPT: dict[tuple[str, int, str | None], _Kept] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _kept_pool(resource: Resource, password: str | None) -> redis.BlockingConnectionPool:
+    """A pool of exactly one connection: callers queue for it instead of opening a second one,
+    which a full server would refuse."""
+    connection = resource.connection
+    # redis-py leaves the pool constructors unannotated.
+    return redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        max_connections=1,
+        timeout=_POOL_WAIT_S,
+        host=connection.host,
+        port=connection.port,
+        username=connection.user,
+        password=password,
+        socket_timeout=_TIMEOUT_S,
+        socket_connect_timeout=_TIMEOUT_S,
+        decode_responses=True,
+        client_name=KEPT_CLIENT_NAME,
+        retry=RETRY,
+    )
+
+
+def kept_client(resource: Resource) -> redis.Redis:
+    """OpsGraph's connection to this server (host, port, user), opened once per process and kept.
+
+    The socket stays open between calls; when the server restarted (the socket is dead),
+    the next command reconnects once. Shared: never disconnect its pool (`forget_kept_clients` does).
+    """
+    connection = resource.connection
+    key = (connection.host, connection.port, connection.user)
+    password = connection.password()
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+        if kept is not None and kept.password == password:
+            return kept.client
+        if kept is not None:
+            kept.client.connection_pool.disconnect()
+        client = redis.Redis(connection_pool=_kept_pool(resource, password))
+        _KEPT[key] = _Kept(client, password)
+        return client
+
+
+def forget_kept_clients() -> None:
+    """Close every kept connection: the process no longer holds a way into a full server."""
+    with _KEPT_LOCK:
+        for kept in _KEPT.values():
+            kept.client.connection_pool.disconnect()
+        _KEPT.clear()
 
 
 _INFO_FIELDS = {
@@ -66,8 +158,7 @@ class RedisInfoArgs(ToolArgs):
 
 def redis_info(args: RedisInfoArgs, ctx: ToolContext) -> dict[str, Any]:
     """Memory, stats, clients and server facts (read-only)."""
-    with redis_client(ctx.resource(args.resource)) as client:
-        info = read_info(client)
+    info = read_info(kept_client(ctx.resource(args.resource)))
     if args.section == "all":
         return info
     keep = set(_INFO_FIELDS[args.section]) | {"oom_rejected_writes", "dbsize"}
@@ -76,7 +167,7 @@ def redis_info(args: RedisInfoArgs, ctx: ToolContext) -> dict[str, Any]:
 
 def redis_memory_purge(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Ask the allocator to return dirty pages (MEMORY PURGE): frees fragmentation, not data."""
-    client = redis_client(ctx.resource(args.resource))
+    client = kept_client(ctx.resource(args.resource))
     before = client.info("memory")
     client.memory_purge()
     after = client.info("memory")
@@ -94,7 +185,7 @@ class RedisScaleMemoryArgs(ToolArgs):
 
 def redis_scale_memory(args: RedisScaleMemoryArgs, ctx: ToolContext) -> dict[str, Any]:
     """Raise maxmemory at runtime (CONFIG SET): relieves pressure, costs host memory."""
-    client = redis_client(ctx.resource(args.resource))
+    client = kept_client(ctx.resource(args.resource))
     memory = client.info("memory")
     new_bytes = args.maxmemory_mb * MB
     if new_bytes <= memory["used_memory"]:
@@ -113,9 +204,57 @@ def _memory_ceiling(args: RedisScaleMemoryArgs, resource: Resource) -> str | Non
     return None
 
 
+class RedisScaleClientsArgs(ToolArgs):
+    maxclients: Annotated[int, Field(ge=1, description="New maxclients; must be above the clients connected now")]
+
+
+def _maxclients(client: redis.Redis) -> int:
+    value = client.config_get("maxclients").get("maxclients")
+    if value is None:  # CONFIG renamed or restricted (managed Redis)
+        raise ToolError("CONFIG GET maxclients returned nothing: this server does not expose its maxclients")
+    return int(value)
+
+
+def redis_scale_clients(args: RedisScaleClientsArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Set maxclients at runtime (CONFIG SET): room for more connections, each costing a file descriptor.
+
+    Redis caps maxclients by the file descriptors it may open (its limit minus 32 for
+    its own files): it refuses a value it cannot honour, so the result reports the
+    value actually in force, read back after the change.
+    """
+    client = kept_client(ctx.resource(args.resource))
+    previous = _maxclients(client)
+    connected = int(client.info("clients")["connected_clients"])
+    if args.maxclients <= connected:
+        raise ToolError(
+            f"maxclients {args.maxclients} would be at or below the {connected} clients connected now; "
+            "refusing to lock out clients"
+        )
+    try:
+        client.config_set("maxclients", str(args.maxclients))
+    except redis.ResponseError as error:
+        raise ToolError(
+            f"Redis refused maxclients {args.maxclients}: {error}; maxclients in force: {_maxclients(client)}"
+        ) from None
+    in_force = _maxclients(client)
+    return {
+        "previous_maxclients": previous,
+        "requested_maxclients": args.maxclients,
+        "maxclients": in_force,
+        "connected_clients": connected,
+    }
+
+
+def _clients_ceiling(args: RedisScaleClientsArgs, resource: Resource) -> str | None:
+    ceiling = resource.policy.max_connections
+    if args.maxclients > ceiling:
+        return f"maxclients {args.maxclients} is above this resource's policy ceiling of {ceiling} connections"
+    return None
+
+
 def redis_flush(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Delete every key (FLUSHALL): frees everything, loses everything."""
-    client = redis_client(ctx.resource(args.resource))
+    client = kept_client(ctx.resource(args.resource))
     keys = client.dbsize()
     client.flushall()
     return {"keys_deleted": keys}
@@ -128,42 +267,105 @@ def redis_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"pid": status.pid, "running": status.running}
 
 
+# ---- clients: who holds them, and disconnecting the idle ones
+
+# Replication links, pub/sub subscribers and clients blocked in BLPOP & co look idle but
+# are doing their job (M: a master link, S: a replica, P: a subscriber, b: blocked).
+_PROTECTED_FLAGS = set("MSPb")
+
+
+def protected(entry: dict[str, Any]) -> str | None:
+    """Why this client must never be disconnected by OpsGraph, or None."""
+    if str(entry.get("name") or "").startswith(OWN_CLIENT_PREFIX):
+        return "OpsGraph's own connection"
+    if flags := _PROTECTED_FLAGS & set(str(entry.get("flags", ""))):
+        return f"flags {''.join(sorted(flags))} (replication, pub/sub or blocked)"
+    return None
+
+
+def _idle(entry: dict[str, Any]) -> int:
+    return int(entry.get("idle", 0))
+
+
 def _client_summary(client: dict[str, Any]) -> dict[str, Any]:
     return {key: client.get(key) for key in ("id", "addr", "name", "age", "idle", "flags", "cmd", "db")}
 
 
+def _holder(entry: dict[str, Any]) -> tuple[str, str]:
+    """Who opened a client: its name and the host part of its address (the port differs per socket)."""
+    return str(entry.get("name") or "(unnamed)"), str(entry.get("addr", "")).rpartition(":")[0]
+
+
+def _holders(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clients grouped by name and host, the biggest group first."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in clients:
+        groups.setdefault(_holder(entry), []).append(entry)
+    ranked = sorted(groups.items(), key=lambda item: len(item[1]), reverse=True)
+    return [
+        {
+            "name": name,
+            "host": host,
+            "clients": len(entries),
+            "idle_min_s": min(_idle(e) for e in entries),
+            "idle_max_s": max(_idle(e) for e in entries),
+        }
+        for (name, host), entries in ranked[:10]
+    ]
+
+
+def _killable(clients: list[dict[str, Any]], min_idle_s: int) -> list[dict[str, Any]]:
+    """Clients `redis_kill_idle_clients` would disconnect at this threshold, the idlest (then oldest) first."""
+    found = [c for c in clients if protected(c) is None and _idle(c) >= min_idle_s]
+    return sorted(found, key=lambda c: (_idle(c), int(c.get("age", 0))), reverse=True)
+
+
 def redis_clients(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Connected clients: how many, how idle, and the idlest ones (read-only)."""
-    clients = redis_client(ctx.resource(args.resource)).client_list()
-    idle = sorted(clients, key=lambda c: int(c.get("idle", 0)), reverse=True)
+    """Connected clients: how many of maxclients, who holds them, how idle, and which could be freed (read-only)."""
+    client = kept_client(ctx.resource(args.resource))
+    clients = client.client_list()
+    maxclients = _maxclients(client)
     buckets = {"idle_under_10s": 0, "idle_10s_to_300s": 0, "idle_over_300s": 0}
-    for client in clients:
-        seconds = int(client.get("idle", 0))
+    for entry in clients:
+        seconds = _idle(entry)
         key = "idle_under_10s" if seconds < 10 else "idle_10s_to_300s" if seconds < 300 else "idle_over_300s"
         buckets[key] += 1
-    return {"connected": len(clients), **buckets, "idlest": [_client_summary(c) for c in idle[:10]]}
+    killable = _killable(clients, MIN_IDLE_FLOOR_S)
+    reasons = Counter(why for entry in clients if (why := protected(entry)) is not None)
+    return {
+        "connected": len(clients),
+        "maxclients": maxclients,
+        **buckets,
+        "holders": _holders(clients),
+        # Not protected and idle at least MIN_IDLE_FLOOR_S: what redis_kill_idle_clients may free.
+        "idle_killable": {
+            "count": len(killable),
+            "min_idle_s": min((_idle(c) for c in killable), default=None),
+            "max_idle_s": max((_idle(c) for c in killable), default=None),
+            "holders": _holders(killable),
+        },
+        "protected": dict(reasons),
+        "idlest": [_client_summary(c) for c in sorted(clients, key=_idle, reverse=True)[:10]],
+    }
 
 
 class RedisKillIdleClientsArgs(ToolArgs):
-    min_idle_s: Annotated[int, Field(ge=10, description="Only clients idle at least this long")] = 300
-    max_clients: Annotated[int, Field(ge=1, le=10_000, description="Stop after this many")] = 1000
-
-
-# Replication links and pub/sub subscribers look idle but are doing their job.
-_PROTECTED_FLAGS = set("MSP")
+    min_idle_s: Annotated[int, Field(ge=MIN_IDLE_FLOOR_S, description="Only clients idle at least this long")] = 300
+    max_clients: Annotated[int, Field(ge=1, le=10_000, description="Stop after this many (the idlest first)")] = 1000
 
 
 def redis_kill_idle_clients(args: RedisKillIdleClientsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Disconnect clients idle for a long time (leaked connections); never replicas or subscribers."""
-    client = redis_client(ctx.resource(args.resource))
+    """Disconnect clients idle for a long time (leaked connections), the idlest first.
+
+    Never OpsGraph's own clients, replicas, subscribers or blocked clients (see `protected`).
+    """
+    client = kept_client(ctx.resource(args.resource))
     own_id = client.client_id()
+    candidates = [c for c in _killable(client.client_list(), args.min_idle_s) if int(c["id"]) != own_id]
     killed: list[dict[str, Any]] = []
-    for entry in client.client_list():
-        if len(killed) >= args.max_clients:
-            break
-        if int(entry["id"]) == own_id or _PROTECTED_FLAGS & set(entry.get("flags", "")):
-            continue
-        if int(entry.get("idle", 0)) >= args.min_idle_s and client.client_kill_filter(_id=str(entry["id"])):
+    for entry in candidates[: args.max_clients]:
+        # A client that closed meanwhile is simply not counted.
+        if client.client_kill_filter(_id=str(entry["id"])):
             killed.append(_client_summary(entry))
     return {"killed": len(killed), "clients": killed[:20]}
 
@@ -180,7 +382,10 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         name="redis_clients",
-        description="Count Redis clients by idle time and list the idlest ones.",
+        description=(
+            "Count Redis clients against maxclients by idle time and by holder (name, host), "
+            "and list the idle ones that could be disconnected."
+        ),
         args_model=ToolArgs,
         target_kind=ResourceKind.REDIS,
         risk=Risk.READ,
@@ -189,12 +394,29 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         name="redis_kill_idle_clients",
-        description="Disconnect Redis clients idle longer than min_idle_s (never replicas or subscribers).",
+        description=(
+            "Disconnect Redis clients idle longer than min_idle_s, idlest first "
+            "(never OpsGraph's own, replicas, subscribers or blocked clients)."
+        ),
         args_model=RedisKillIdleClientsArgs,
         target_kind=ResourceKind.REDIS,
         risk=Risk.DISRUPTIVE,
         run=redis_kill_idle_clients,
         idempotent=True,
+    ),
+    ToolSpec(
+        name="redis_scale_clients",
+        description="Set Redis maxclients at runtime (CONFIG SET, no restart); reports the value in force.",
+        args_model=RedisScaleClientsArgs,
+        target_kind=ResourceKind.REDIS,
+        # A capacity change that outlives the incident and can hide a connection leak
+        # (each client costs a file descriptor and memory): a human should agree, as
+        # for redis_scale_memory. Nothing is dropped, so not destructive.
+        risk=Risk.DISRUPTIVE,
+        run=redis_scale_clients,
+        idempotent=True,
+        undo="redis_scale_clients with maxclients = previous_maxclients from the result",
+        check_limits=_clients_ceiling,
     ),
     ToolSpec(
         name="redis_memory_purge",
@@ -224,6 +446,7 @@ TOOLS: list[ToolSpec[Any]] = [
         risk=Risk.DESTRUCTIVE,
         run=redis_flush,
         idempotent=True,
+        may_change=frozenset({"keys"}),  # emptying the keyspace is the point
     ),
     ToolSpec(
         name="redis_restart",

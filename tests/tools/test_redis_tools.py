@@ -35,6 +35,7 @@ def test_catalogue_declares_risk_classes() -> None:
         "redis_info": Risk.READ,
         "redis_clients": Risk.READ,
         "redis_kill_idle_clients": Risk.DISRUPTIVE,
+        "redis_scale_clients": Risk.DISRUPTIVE,
         "redis_memory_purge": Risk.SAFE,
         "redis_scale_memory": Risk.DISRUPTIVE,
         "redis_flush": Risk.DESTRUCTIVE,
