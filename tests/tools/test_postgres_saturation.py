@@ -21,11 +21,13 @@ import yaml
 from outside_postgres import OutsidePostgres, outside_postgres
 from support import wait_for
 
+from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.runbooks import RUNBOOKS
 from opsgraph.agents.runbooks.postgres import LONG_QUERY_S
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health
-from opsgraph.tools.inventory import Inventory, load_inventory
+from opsgraph.graph.schemas import Health, Incident, Snapshot
+from opsgraph.tools.inventory import Inventory, Resource, load_inventory, parse_inventory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext
@@ -308,3 +310,74 @@ def test_scale_connections_refuses_before_any_change_without_a_way_to_restart(
     assert not refused.ok and "not managed by OpsGraph" in str(refused.error)
     assert "nothing was changed" in str(refused.error)
     assert _auto_conf(server) == original and _auto_conf_settings(server) == []
+
+
+# ---- the runbook's choices where only a restart would help (facts as postgres_info reports them)
+
+
+def _external(lifecycle: dict[str, Any]) -> Resource:
+    db = {"name": "db", "kind": "postgres", "environment": "external", "connection": {"port": 5432}}
+    return parse_inventory({"resources": [{**db, "external": lifecycle}]}).get("db")
+
+
+def _reader(outcome: ToolOutcome) -> ReadTool:
+    def read(tool: str, args: dict[str, Any]) -> ToolOutcome:
+        assert tool == "postgres_info"
+        return outcome
+
+    return read
+
+
+def _incident(symptom: str) -> Incident:
+    return Incident(
+        incident_id="inc-unit", resource="db", kind="postgres", symptom=symptom, fingerprint=f"db:{symptom}",
+        severity=Health.FAILED, fault_started_at=0.0, detected_at=0.0,
+    )  # fmt: skip
+
+
+def _busy_facts() -> dict[str, Any]:
+    """Every ordinary slot taken by short active queries of many applications: real demand."""
+    groups = [
+        {
+            "application_name": f"web-{n}", "sessions": 3, "states": {"active": 3}, "users": ["web"],
+            "superuser_sessions": 0, "idle": 0, "idle_superuser": 0, "idle_min_s": None, "idle_max_s": None,
+        }
+        for n in range(3)
+    ]  # fmt: skip
+    return {
+        "connections": 9, "max_connections": 12, "superuser_reserved_connections": 3, "reserved_connections": 0,
+        "usable_connections": 9, "connected_as": "postgres", "hidden_sessions": 0, "by_state": {"active": 9},
+        "by_application": groups, "long_running": [], "blocked_queries": 0, "blockers": [],
+        "locks": {"granted": 9, "waiting": 0, "by_mode": {}},
+    }  # fmt: skip
+
+
+def test_exhaustion_that_only_a_restart_could_relieve_escalates_when_opsgraph_may_not_restart() -> None:
+    read = _reader(ToolOutcome(ok=True, output=_busy_facts(), duration_s=0.0))
+    symptom = "postgres_connections_exhausted"
+    unmanaged = RUNBOOKS[symptom].plan(_incident(symptom), _external({}), read)
+    assert unmanaged.steps == []
+    assert "only a restart" in unmanaged.summary and "not managed by OpsGraph" in unmanaged.summary
+
+    restartable = _external({"lifecycle": "commands", "commands": {"restart": ["true"]}})
+    [scale] = RUNBOOKS[symptom].plan(_incident(symptom), restartable, read).steps
+    assert scale.tool == "postgres_scale_connections" and scale.args["max_connections"] > 12
+
+
+def test_no_slot_even_for_opsgraph_escalates_and_a_crash_without_lifecycle_is_not_restarted() -> None:
+    refused = ToolOutcome(
+        ok=False,
+        error="postgres_info failed: ToolError: cannot connect to db: FATAL:  sorry, too many clients already",
+        duration_s=0.0,
+    )
+    symptom = "postgres_connections_exhausted"
+    diagnosis = RUNBOOKS[symptom].diagnose(
+        _incident(symptom), Snapshot(resource="db", kind="postgres", health=Health.FAILED, taken_at=0.0),
+        _reader(refused),
+    )  # fmt: skip
+    assert "reserved ones too" in diagnosis.root_cause
+    plan = RUNBOOKS[symptom].plan(_incident(symptom), _external({}), _reader(refused))
+    assert plan.steps == [] and "a human decides" in plan.summary
+
+    down = RUNBOOKS["postgres_unreachable"].plan(_incident("postgres_unreachable"), _external({}), _reader(refused))
+    assert down.steps == [] and "not managed by OpsGraph" in down.summary
