@@ -1,4 +1,4 @@
-"""The README lists every tool and every fault scenario (docs that cannot drift)."""
+"""The README lists every tool and every fault scenario, as the code describes them (docs that cannot drift)."""
 
 from pathlib import Path
 
@@ -8,6 +8,29 @@ from opsgraph.tools.faults import SCENARIOS
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
+def _table(header: str) -> list[str]:
+    """The rows of the README table that starts with this header line."""
+    lines = README.splitlines()
+    start = lines.index(header) + 2  # past the header and its |---| line
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+TABLES = _table("| tool | acts on | risk | what it does |") + _table("| scenario | hits | what it does |")
+
+
+def _row(name: str) -> str:
+    rows = [line for line in TABLES if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, f"README.md needs exactly one table row for `{name}`, found {len(rows)}"
+    return rows[0]
+
+
 def test_every_tool_and_scenario_is_documented() -> None:
     missing = [name for name in [*CATALOGUE, *SCENARIOS] if f"`{name}`" not in README]
     assert not missing, f"add these to README.md: {missing}"
+
+
+def test_tool_and_scenario_rows_say_what_the_code_says() -> None:
+    stale = [name for name, spec in CATALOGUE.items() if spec.description not in _row(name)]
+    stale += [name for name, scenario in SCENARIOS.items() if scenario.description not in _row(name)]
+    assert not stale, f"README.md rows out of date with the code for: {stale}"

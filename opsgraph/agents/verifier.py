@@ -19,20 +19,24 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.schemas import ActionRecord, Health, Incident, Verification
+from opsgraph.graph.schemas import ActionRecord, Health, Incident, Snapshot, Verification
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes import probe
+from opsgraph.tools.probes.grading import recovered_from
 
 
-def watch_recovery(resource: Resource, deadline_s: float, settle_s: float, interval_s: float) -> Verification:
+def watch_recovery(
+    resource: Resource, symptom: str, deadline_s: float, settle_s: float, interval_s: float
+) -> Verification:
+    """Probe until the incident's symptom has stayed gone for `settle_s` (see `recovered_from`)."""
     deadline = time.monotonic() + deadline_s
     healthy_since: float | None = None
     checks = 0
     while True:
         snapshot = probe(resource)
         checks += 1
-        if snapshot.health is Health.HEALTHY:
+        if recovered_from(snapshot, symptom):
             healthy_since = healthy_since or snapshot.taken_at
             if snapshot.taken_at - healthy_since >= settle_s:
                 return Verification(
@@ -40,7 +44,7 @@ def watch_recovery(resource: Resource, deadline_s: float, settle_s: float, inter
                     recovered_at=healthy_since,
                     snapshot=snapshot,
                     checks=checks,
-                    detail=f"healthy for {settle_s:.1f} s over {checks} probes",
+                    detail=f"healthy for {settle_s:.1f} s over {checks} probes{_standing(snapshot)}",
                 )
         else:
             healthy_since = None
@@ -52,6 +56,12 @@ def watch_recovery(resource: Resource, deadline_s: float, settle_s: float, inter
                 detail=f"not healthy for {settle_s:.1f} s within {deadline_s:.0f} s: {'; '.join(snapshot.reasons)}",
             )
         time.sleep(interval_s)
+
+
+def _standing(snapshot: Snapshot) -> str:
+    if snapshot.health is Health.HEALTHY:
+        return ""
+    return f" (still standing, reported on its own: {', '.join(snapshot.unhealthy_symptoms())})"
 
 
 def _data_lost(state: IncidentState) -> list[str]:
@@ -78,7 +88,7 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
         detail = f"DATA SAFETY FAILURE on {incident.resource}: {'; '.join(lost)}; a human must look now"
         return Command(goto="report", update=conclude("data_safety_failure", detail, "verifier", time.time()))
     resource = ctx.inventory.get(incident.resource)
-    result = watch_recovery(resource, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s)
+    result = watch_recovery(resource, incident.symptom, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s)
     update = {
         "verification": result.model_dump(mode="json"),
         "timeline": [event("verifier", result.detail, time.time())],

@@ -38,7 +38,14 @@ class Snapshot(_Record):
     symptom: str | None = Field(None, description="Machine name of what is wrong, e.g. redis_memory_pressure")
     reasons: list[str] = []
     metrics: dict[str, float | int | str | None] = {}
+    # Every unhealthy finding by symptom (the `symptom` above names the one that leads).
+    findings: dict[str, Health] = {}
     taken_at: float
+
+    def unhealthy_symptoms(self) -> dict[str, Health]:
+        if self.findings:
+            return self.findings
+        return {self.symptom: self.health} if self.symptom and self.health is not Health.HEALTHY else {}
 
 
 class Incident(_Record):

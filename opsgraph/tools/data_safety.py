@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
-from opsgraph.tools.redis_tools import redis_client
+from opsgraph.tools.redis_tools import kept_client
 
 Facts = dict[str, Any]
 # An RDB file of an empty dataset is ~100 bytes; AOF files of one hold at most a preamble.
@@ -72,12 +72,12 @@ class DataCheck(BaseModel):
 
 
 def _redis_live(resource: Resource) -> Facts:
-    with redis_client(resource) as client:
-        keyspace = client.info("keyspace")
-        try:
-            settings = {name: client.config_get(name).get(name) for name in _REDIS_SETTINGS}
-        except redis.ResponseError:  # CONFIG renamed away (managed Redis): keys are still compared
-            settings = {}
+    client = kept_client(resource)  # shared and kept open: a full server still answers it
+    keyspace = client.info("keyspace")
+    try:
+        settings = {name: client.config_get(name).get(name) for name in _REDIS_SETTINGS}
+    except redis.ResponseError:  # CONFIG renamed away (managed Redis): keys are still compared
+        settings = {}
     keys = sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict))
     persistent = settings.get("appendonly") == "yes" or bool(settings.get("save"))
     return {**settings, "keys": keys, "persistent": persistent}

@@ -229,7 +229,7 @@ class ResourcePolicy(_Strict):
 
     max_risk: Risk = Risk.DISRUPTIVE
     max_memory_mb: Annotated[int, Field(ge=1)] = 1024
-    max_connections: Annotated[int, Field(ge=10)] = 1000  # postgres: max_connections ceiling
+    max_connections: Annotated[int, Field(ge=10)] = 1000  # postgres max_connections / redis maxclients ceiling
     # nginx: worker_connections ceiling (each costs a file descriptor and memory in every
     # worker, and a proxied request needs two).
     max_worker_connections: Annotated[int, Field(ge=16)] = 4096

@@ -367,7 +367,13 @@ def test_model_resolves_postgres_blocking_queries(shop: Stack) -> None:
             assert "shop-load-blocker" in model.prompt_text()  # real pg_stat_activity facts reached the model
             assert report["reasoning_backend"] == "scripted" and report["fallbacks"] == []
             assert report["actions"] == [
-                {"tool": "postgres_kill_long_queries", "args": kill, "status": "ok", "error": None}
+                {
+                    "tool": "postgres_kill_long_queries",
+                    "args": kill,
+                    "status": "ok",
+                    "error": None,
+                    "data_survived": True,
+                }
             ]
             [terminated] = done.values["actions"][0]["output"]["sessions"]
             assert terminated["application_name"] == "shop-load-blocker"

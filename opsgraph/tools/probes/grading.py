@@ -44,15 +44,31 @@ class Finding:
     reason: str
 
 
+# Findings about something standing that no fix of another symptom changes (a config on
+# disk that would fail its next test): they are reported and escalated on their own, but
+# they neither name a snapshot that has another problem nor block the verification of
+# another incident's fix.
+ADVISORY_SYMPTOMS = frozenset({"nginx_config_invalid", "postgres_config_invalid"})
+
+
 def snapshot_of(resource: Resource, findings: list[Finding], metrics: dict[str, float | int | str | None]) -> Snapshot:
-    """The snapshot: worst verdict wins; the first unhealthy finding names the symptom."""
+    """The snapshot: worst verdict wins; the first unhealthy (non-advisory) finding names the symptom."""
     unhealthy = [finding for finding in findings if finding.health is not Health.HEALTHY]
+    leading = sorted(unhealthy, key=lambda finding: finding.symptom in ADVISORY_SYMPTOMS)
     return Snapshot(
         resource=resource.name,
         kind=resource.kind,
         health=worst([finding.health for finding in findings]),
-        symptom=unhealthy[0].symptom if unhealthy else None,
-        reasons=[finding.reason for finding in unhealthy],
+        symptom=leading[0].symptom if leading else None,
+        reasons=[finding.reason for finding in leading],
         metrics=metrics,
+        findings={finding.symptom: finding.health for finding in unhealthy},
         taken_at=time.time(),
     )
+
+
+def recovered_from(snapshot: Snapshot, symptom: str) -> bool:
+    """Whether an incident about `symptom` is over: the resource is healthy, or all that is left
+    are advisory findings about something else (reported by incidents of their own)."""
+    left = snapshot.unhealthy_symptoms()
+    return symptom not in left and all(name in ADVISORY_SYMPTOMS for name in left)
