@@ -126,3 +126,18 @@ def test_without_a_lifecycle_a_crash_is_escalated_and_nothing_is_started(
     after = (version.read_text(), version.stat().st_mtime_ns, sorted(p.name for p in server.data_dir.iterdir()))
     assert after == before  # no initdb, nothing created in the data directory
     assert not (tmp_path / "state" / "local").exists()
+
+
+def test_rejected_credentials_are_not_an_outage(
+    tmp_path: Path, server: OutsidePostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that refuses OpsGraph's password is up: no restart is planned, a human fixes the credentials."""
+    start = {"lifecycle": "commands", "commands": {"start": server.start_argv()}}
+    path = inventory(tmp_path, server, **start)
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    pid = server.postmaster_pid()
+    done = run_incident(tmp_path, path, "inc-pg-auth")
+    assert done.values["incident"]["symptom"] == "postgres_auth_failed"
+    assert "refused OpsGraph's credentials" in done.values["snapshot_before"]["reasons"][0]
+    assert done.values["outcome"] == "escalated" and done.values.get("actions", []) == []
+    assert server.postmaster_pid() == pid

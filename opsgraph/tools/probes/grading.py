@@ -22,15 +22,37 @@ def worst(healths: list[Health]) -> Health:
     return max(healths, key=order.index, default=Health.HEALTHY)
 
 
+# What a server that is up says to credentials it rejects (PostgreSQL, Redis ACL / requirepass).
+_AUTH_REFUSED = (
+    "password authentication failed",
+    "no password supplied",
+    "WRONGPASS",
+    "NOAUTH",
+    "invalid username-password pair",
+    "Authentication required",
+)
+
+
 def unreachable(resource: Resource, error: Exception) -> Snapshot:
-    """The snapshot of a resource that did not answer at all."""
+    """The snapshot of a resource that did not let OpsGraph in.
+
+    A server that rejects OpsGraph's credentials is up: `<kind>_auth_failed`, which no
+    runbook answers with a restart (a restart cannot fix a password), rather than
+    `<kind>_unreachable`.
+    """
     where = f"{resource.connection.host}:{resource.connection.port}"
+    text = f"{type(error).__name__}: {error}"
+    if any(marker in str(error) for marker in _AUTH_REFUSED):
+        symptom, reason = f"{resource.kind}_auth_failed", f"{resource.kind} at {where} refused OpsGraph's credentials"
+        reason += f" (connection.user / password_env): {text}"
+    else:
+        symptom, reason = f"{resource.kind}_unreachable", f"{resource.kind} at {where} did not answer: {text}"
     return Snapshot(
         resource=resource.name,
         kind=resource.kind,
         health=Health.FAILED,
-        symptom=f"{resource.kind}_unreachable",
-        reasons=[f"{resource.kind} at {where} did not answer: {type(error).__name__}: {error}"],
+        symptom=symptom,
+        reasons=[reason],
         taken_at=time.time(),
     )
 
