@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import redis
+
 from opsgraph.graph.schemas import Health
 from opsgraph.tools.inventory import parse_inventory
-from opsgraph.tools.probes.grading import Finding, recovered_from, snapshot_of
+from opsgraph.tools.probes.grading import Finding, recovered_from, snapshot_of, unreachable
 
 RESOURCE = parse_inventory({"resources": [{"name": "db", "kind": "postgres", "connection": {"port": 1}}]}).get("db")
 CONFIG = Finding(Health.DEGRADED, "postgres_config_invalid", "postgresql.conf:3: invalid value")
@@ -28,3 +30,10 @@ def test_recovery_is_judged_on_the_incidents_own_symptom_and_everything_that_is_
     assert not recovered_from(snapshot_of(RESOURCE, [BLOCKED, CALM], {}), "postgres_connections_exhausted")
     assert not recovered_from(snapshot_of(RESOURCE, [CONFIG, CALM], {}), "postgres_config_invalid")
     assert recovered_from(snapshot_of(RESOURCE, [CALM], {}), "postgres_config_invalid")
+
+
+def test_rejected_credentials_are_graded_apart_from_a_server_that_is_down() -> None:
+    auth = redis.AuthenticationError("invalid username-password pair or user is disabled.")
+    assert unreachable(RESOURCE, auth).symptom == "postgres_auth_failed"
+    refused = ConnectionRefusedError("[Errno 111] Connection refused")
+    assert unreachable(RESOURCE, refused).symptom == "postgres_unreachable"
