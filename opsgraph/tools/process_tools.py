@@ -1,7 +1,10 @@
-"""Lifecycle tools for the local environment's supervised processes: restart, logs, stats.
+"""Process tools: logs and stats of a server on this host, and restarts of OpsGraph's own.
 
-They act on any `environment: local` resource, whatever its kind, through the same
-LocalStack that `opsgraph up` uses; stats come straight from /proc.
+Logs and stats work for any `environment: local` resource (through the same LocalStack
+that `opsgraph up` uses) and for an `environment: external` one whose inventory entry
+names its log files and pid file; stats come straight from /proc. A restart of a process
+is the local environment's alone: an external server restarts only through its kind's
+restart tool and the lifecycle its inventory declares.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from opsgraph.tools.environments.liveness import answers
 from opsgraph.tools.environments.local import LocalStack
-from opsgraph.tools.inventory import Environment
+from opsgraph.tools.environments.local.process import read_pid
+from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
 
@@ -57,19 +62,31 @@ def _process_facts(pid: int) -> dict[str, Any]:
     }
 
 
+def _external_pid(resource: Resource) -> tuple[int, bool]:
+    """An external server's pid from its declared pid file, and whether it answers."""
+    pid_file = resource.external.paths.pid_file
+    if pid_file is None:
+        raise ToolError(f"{resource.name} is not managed by OpsGraph; add external.paths.pid_file to read its process")
+    pid = read_pid(pid_file)
+    if pid is None or not Path(f"/proc/{pid}").exists():
+        raise ToolError(f"{resource.name} is not running (no live pid in {pid_file})")
+    return pid, answers(resource)
+
+
 def process_stats(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """CPU time, memory, threads, descriptors and uptime of the process and its children (read-only)."""
-    [status] = [s for s in _stack(ctx).status() if s.name == args.resource]
-    if status.pid is None:
-        raise ToolError(f"{args.resource} is not running (no live pid); its log: {status.log_path}")
+    resource = ctx.resource(args.resource)
+    if resource.environment is Environment.EXTERNAL:
+        pid, running = _external_pid(resource)
+    else:
+        [status] = [s for s in _stack(ctx).status() if s.name == args.resource]
+        if status.pid is None:
+            raise ToolError(f"{args.resource} is not running (no live pid); its log: {status.log_path}")
+        pid, running = status.pid, status.running
     try:
-        return {
-            "running": status.running,
-            **_process_facts(status.pid),
-            "children": [_process_facts(child) for child in _children(status.pid)],
-        }
+        return {"running": running, **_process_facts(pid), "children": [_process_facts(c) for c in _children(pid)]}
     except FileNotFoundError:
-        raise ToolError(f"{args.resource} (pid {status.pid}) exited while being read") from None
+        raise ToolError(f"{args.resource} (pid {pid}) exited while being read") from None
 
 
 class ProcessLogsArgs(ToolArgs):
@@ -78,7 +95,7 @@ class ProcessLogsArgs(ToolArgs):
 
 def process_logs(args: ProcessLogsArgs, ctx: ToolContext) -> dict[str, Any]:
     """The last lines of the process's log (untrusted text: it may contain anything)."""
-    return {"lines": _stack(ctx).log_tail(args.resource, args.lines)}
+    return {"lines": ctx.lifecycle(ctx.resource(args.resource)).log_tail(args.resource, args.lines)}
 
 
 def process_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
@@ -90,20 +107,23 @@ def process_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
 TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         name="process_stats",
-        description="CPU, memory, threads, open files and uptime of a local resource's process and its children.",
+        description=(
+            "CPU, memory, threads, open files and uptime of a server's process on this host and its children "
+            "(external servers: from external.paths.pid_file)."
+        ),
         args_model=ToolArgs,
         target_kind=None,
-        environment=Environment.LOCAL,
+        environments=frozenset({Environment.LOCAL, Environment.EXTERNAL}),
         risk=Risk.READ,
         run=process_stats,
         idempotent=True,
     ),
     ToolSpec(
         name="process_logs",
-        description="The last lines of a local resource's log file.",
+        description="The last lines of a server's log files (external servers: external.paths.log_files).",
         args_model=ProcessLogsArgs,
         target_kind=None,
-        environment=Environment.LOCAL,
+        environments=frozenset({Environment.LOCAL, Environment.EXTERNAL}),
         risk=Risk.READ,
         run=process_logs,
         idempotent=True,
@@ -113,7 +133,7 @@ TOOLS: list[ToolSpec[Any]] = [
         description="Restart a local resource's process (stop, then start with its inventory settings).",
         args_model=ToolArgs,
         target_kind=None,
-        environment=Environment.LOCAL,
+        environments=frozenset({Environment.LOCAL}),
         risk=Risk.DISRUPTIVE,
         run=process_restart,
         idempotent=False,

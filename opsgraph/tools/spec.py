@@ -58,8 +58,8 @@ class ToolSpec(Generic[ArgsT]):
     undo: str | None = None
     # Resource-specific limits (e.g. a memory ceiling) that hold even with approval.
     check_limits: Callable[[ArgsT, Resource], str | None] | None = None
-    # Only resources in this environment (e.g. process tools act on local processes).
-    environment: Environment | None = None
+    # Only resources in these environments (e.g. process tools act on processes on this host).
+    environments: frozenset[Environment] | None = None
     # Data-fingerprint facts (see data_safety) this tool changes on purpose, e.g. redis_flush
     # the key count; any other change after a disruptive step is a data-safety failure.
     may_change: frozenset[str] = frozenset()
@@ -73,9 +73,14 @@ class ToolSpec(Generic[ArgsT]):
         """Why this tool cannot act on `resource`, or None when it can."""
         if self.target_kind is not None and resource.kind is not self.target_kind:
             return f"{self.name} acts on {self.target_kind}, {resource.name} is {resource.kind}"
-        if self.environment is not None and resource.environment is not self.environment:
-            return f"{self.name} acts on {self.environment} resources, {resource.name} runs in {resource.environment}"
+        if self.environments is not None and resource.environment not in self.environments:
+            return f"{self.name} acts on {self.where} resources, {resource.name} runs in {resource.environment}"
         return None
+
+    @property
+    def where(self) -> str:
+        """The environments this tool acts in, for people: "local or external"."""
+        return " or ".join(sorted(self.environments or ()))
 
     @property
     def mutating(self) -> bool:

@@ -22,6 +22,8 @@ from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.environments import lifecycle_for
 from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
 from opsgraph.tools.inventory import Inventory, load_inventory, parse_inventory
+from opsgraph.tools.runner import run_tool
+from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -128,3 +130,19 @@ def test_a_saturated_redis_counts_as_up(users_redis: HandStartedRedis) -> None:
     with pytest.raises(redis.ConnectionError, match="max number of clients reached"):
         redis.Redis(port=users_redis.port, socket_timeout=2, retry=Retry(NoBackoff(), 0)).ping()
     assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
+
+
+def test_process_logs_and_stats_read_the_declared_paths(users_redis: HandStartedRedis, tmp_path: Path) -> None:
+    paths = {"pid_file": str(users_redis.pid_file), "log_files": [str(users_redis.log_file)]}
+    inventory = inventory_for(users_redis, {"paths": paths})
+    ctx = ToolContext(inventory=inventory, state_dir=tmp_path / "state")
+    stats = run_tool("process_stats", {"resource": "orders-cache"}, ctx, 10)
+    assert stats.ok and stats.output is not None
+    assert stats.output["pid"] == users_redis.pid() and stats.output["running"] is True
+    logs = run_tool("process_logs", {"resource": "orders-cache", "lines": 20}, ctx, 10)
+    assert logs.ok and logs.output is not None and any("redis.log:" in line for line in logs.output["lines"])
+    restart = run_tool("process_restart", {"resource": "orders-cache"}, ctx, 10)
+    assert not restart.ok and users_redis.answers()  # only the kind's restart, through the declared lifecycle
+    bare = ToolContext(inventory=inventory_for(users_redis, {}), state_dir=tmp_path / "state")
+    missing = run_tool("process_stats", {"resource": "orders-cache"}, bare, 10)
+    assert not missing.ok and "add external.paths.pid_file" in str(missing.error)

@@ -29,7 +29,7 @@ def tools_command() -> None:
     for column in ("tool", "acts on", "risk", "what it does", "undo"):
         table.add_column(column)
     for spec in sorted(CATALOGUE.values(), key=lambda s: s.name):
-        where = f"any {spec.environment} resource" if spec.environment else "any resource"
+        where = f"any {spec.where} resource" if spec.environments else "any resource"
         target = str(spec.target_kind) if spec.target_kind else where
         table.add_row(spec.name, target, str(spec.risk), spec.description, spec.undo or "")
     out.print(table)
