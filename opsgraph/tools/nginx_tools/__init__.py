@@ -1,10 +1,12 @@
 """Nginx tools: stub_status, the live config, `nginx -t` before every reload, restarts.
 
 Reading works for any nginx that serves `/nginx_status`; changing the config needs the
-config file, so those tools act on `environment: local` resources, found through the
-local environment's state folder (`local_nginx`, the one lookup). Every config change is
-tested with `nginx -t` and applied by a graceful reload (SIGHUP); a change that fails
-either is rolled back, so the running nginx keeps serving with its previous config.
+config file, so those tools act on `environment: local` resources (found through the local
+environment's state folder) and on `environment: external` ones that declare
+`external.paths.config_file` and `pid_file` (`nginx_of`, the one lookup; the prefix rule is
+in `status.external_nginx`). Every config change is tested with `nginx -t` and applied by a
+graceful reload (the declared reload command of an external nginx, else SIGHUP); a change
+that fails either is rolled back, so the running nginx keeps serving with its previous config.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from opsgraph.tools.nginx_tools.status import (
     MIN_REQUESTS,
     STATUS_PATH,
     RecentRequests,
+    closed_without_answer,
+    config_test,
+    established_connections,
     local_nginx,
     read_stub_status,
     recent_requests,
@@ -34,6 +39,9 @@ from opsgraph.tools.nginx_tools.status import (
 )
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolSpec
+
+# Where a config file is reachable: a local nginx's state folder, an external one's declared paths.
+CONFIG_ENVIRONMENTS = frozenset({Environment.LOCAL, Environment.EXTERNAL})
 
 TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
@@ -56,7 +64,7 @@ TOOLS: list[ToolSpec[Any]] = [
         risk=Risk.SAFE,
         run=nginx_reload,
         idempotent=True,
-        environment=Environment.LOCAL,
+        environments=CONFIG_ENVIRONMENTS,
     ),
     ToolSpec(
         name="nginx_restart",
@@ -70,8 +78,8 @@ TOOLS: list[ToolSpec[Any]] = [
     ToolSpec(
         name="nginx_scale_connections",
         description=(
-            "Set nginx worker_connections (tested with nginx -t, reloaded, rolled back on failure) so that "
-            "more clients fit; kept across local restarts."
+            "Set nginx worker_connections in its own config file (tested with nginx -t, reloaded, rolled back on "
+            "failure) so that more clients fit; kept across restarts."
         ),
         args_model=NginxScaleConnectionsArgs,
         target_kind=ResourceKind.NGINX,
@@ -80,12 +88,14 @@ TOOLS: list[ToolSpec[Any]] = [
         idempotent=True,
         undo="nginx_scale_connections with worker_connections = previous_worker_connections from the result",
         check_limits=connections_ceiling,
-        environment=Environment.LOCAL,
+        environments=CONFIG_ENVIRONMENTS,
+        may_change=frozenset({"config_sha256"}),
     ),
     ToolSpec(
         name="nginx_clear_connections",
         description=(
-            "Drop idle keep-alive and lingering connections by a graceful reload (old workers close them); "
+            "Free nginx's connection slots by a graceful reload, also when it is full: new workers start with "
+            "every slot free, old ones close idle connections and are cut off after worker_shutdown_timeout; "
             "clients that still need one reconnect."
         ),
         args_model=ToolArgs,
@@ -93,7 +103,7 @@ TOOLS: list[ToolSpec[Any]] = [
         risk=Risk.DISRUPTIVE,
         run=nginx_clear_connections,
         idempotent=True,
-        environment=Environment.LOCAL,
+        environments=CONFIG_ENVIRONMENTS,
     ),
 ]
 
@@ -105,6 +115,9 @@ __all__ = [
     "TOOLS",
     "Capacity",
     "RecentRequests",
+    "closed_without_answer",
+    "config_test",
+    "established_connections",
     "local_nginx",
     "parse_capacity",
     "read_stub_status",

@@ -1,7 +1,12 @@
 """Changing nginx's config: parse capacity, reload, scale worker_connections.
 
-Every change is backed up, tested with `nginx -t` and applied by a graceful reload
-(SIGHUP); a change that fails either is rolled back.
+Every change is backed up, tested with `nginx -t` and applied by a graceful reload; a
+change that fails either is rolled back. The config changed is the nginx's own: the one in
+the state folder for a local nginx (plus ``runtime-overrides.json``, so that LocalStack's
+regeneration keeps it), the declared ``external.paths.config_file`` for an external one
+(its backup goes to OpsGraph's state folder, never next to someone else's config; the
+file keeps its mode and owner). A reload is the declared ``external.commands.reload`` when
+the inventory gives one, else SIGHUP to the master of the pid file.
 """
 
 from __future__ import annotations
@@ -9,16 +14,24 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 from pydantic import Field
 
-from opsgraph.tools.environments.local.nginx_server import LocalNginx, RuntimeOverride
-from opsgraph.tools.environments.local.process import LocalStackError
-from opsgraph.tools.inventory import Resource
-from opsgraph.tools.nginx_tools.status import local_nginx, read_stub_status, running_master
+from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
+from opsgraph.tools.environments.local.nginx_server import LocalNginx, NginxControl, NginxControlError, RuntimeOverride
+from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.nginx_tools.status import (
+    closed_without_answer,
+    established_connections,
+    nginx_of,
+    read_stub_status,
+    running_master,
+)
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
 
 
@@ -35,6 +48,8 @@ class Capacity:
 
 _WORKER_CONNECTIONS = re.compile(r"^(\s*worker_connections\s+)(\d+)(\s*;)", re.MULTILINE)
 _WORKER_PROCESSES = re.compile(r"^\s*worker_processes\s+(\d+|auto)\s*;", re.MULTILINE)
+_SHUTDOWN_TIMEOUT = re.compile(r"^\s*worker_shutdown_timeout\s+(\d+)(ms|s|m|h)?\s*;", re.MULTILINE)
+_TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_capacity(config: str) -> Capacity:
@@ -52,6 +67,12 @@ def parse_capacity(config: str) -> Capacity:
     return Capacity(int(connections[0][1]) if connections else 512, workers)
 
 
+def parse_shutdown_timeout(config: str) -> float | None:
+    """worker_shutdown_timeout in seconds; None when unset (old workers then wait for their clients)."""
+    match = _SHUTDOWN_TIMEOUT.search(config)
+    return int(match[1]) * _TIME_UNITS[match[2] or "s"] if match else None
+
+
 def with_worker_connections(config: str, value: int) -> str:
     """The config with worker_connections set to ``value``; everything else byte for byte."""
     changed, count = _WORKER_CONNECTIONS.subn(rf"\g<1>{value}\g<3>", config)
@@ -61,13 +82,45 @@ def with_worker_connections(config: str, value: int) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace a file in one step: nginx never reads half a config."""
+    """Replace a file in one step (nginx never reads half a config), keeping its mode and owner."""
     staging = path.with_name(path.name + ".new")
     staging.write_text(text)
+    try:
+        stat = path.stat()
+        os.chmod(staging, stat.st_mode)
+        if (stat.st_uid, stat.st_gid) != (os.geteuid(), os.getegid()):
+            os.chown(staging, stat.st_uid, stat.st_gid)
+    except OSError:
+        staging.unlink(missing_ok=True)
+        raise
     staging.replace(path)
 
 
-def _apply_config(nginx: LocalNginx, config: str) -> str:
+def reload_nginx(ctx: ToolContext, resource: Resource, nginx: NginxControl) -> set[int]:
+    """Reload as the resource says: its declared reload command (external), else SIGHUP; the new workers' pids."""
+    trigger: Callable[[], None] | None = None
+    if resource.environment is Environment.EXTERNAL and resource.external.lifecycle_commands().reload is not None:
+        environment = ExternalEnvironment(ctx.inventory)
+
+        def trigger() -> None:
+            environment.reload(resource.name)
+
+    try:
+        return nginx.reload(trigger=trigger)
+    except (NginxControlError, LifecycleFailed, LifecycleRefused) as error:
+        raise ToolError(str(error)) from None
+
+
+def backup_path(ctx: ToolContext, resource: Resource, nginx: NginxControl) -> Path:
+    """Where the previous config is kept: the local folder's backup, or OpsGraph's state folder for an external one."""
+    if isinstance(nginx, LocalNginx):
+        return nginx.backup_path
+    folder = ctx.state_dir.resolve() / "external" / resource.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (nginx.config_path.name + ".bak")
+
+
+def _apply_config(ctx: ToolContext, resource: Resource, nginx: NginxControl, config: str) -> str:
     """Back up, write, `nginx -t`, reload; on any failure restore the backup. Returns -t's output.
 
     If `nginx -t` fails, the running nginx never saw the change: restoring the file is the
@@ -75,7 +128,7 @@ def _apply_config(nginx: LocalNginx, config: str) -> str:
     old workers; the backup is restored and reloaded so that file and process agree again.
     """
     previous = nginx.config_path.read_text()
-    nginx.backup_path.write_text(previous)
+    backup_path(ctx, resource, nginx).write_text(previous)
     _write(nginx.config_path, config)
     test = nginx.test_config()
     if not test.ok:
@@ -84,30 +137,37 @@ def _apply_config(nginx: LocalNginx, config: str) -> str:
             f"nginx -t rejected the change; config restored, nginx still runs the previous one: {test.output}"
         )
     try:
-        nginx.reload()
-    except LocalStackError as error:
+        reload_nginx(ctx, resource, nginx)
+    except ToolError as error:
         _write(nginx.config_path, previous)
         try:
-            nginx.reload()
-        except LocalStackError as again:
+            reload_nginx(ctx, resource, nginx)
+        except ToolError as again:
             raise ToolError(f"{error}; config restored, but reloading it failed too: {again}") from None
         raise ToolError(f"{error}; config restored and reloaded") from None
     return test.output
 
 
-def nginx_reload(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Graceful reload (SIGHUP) after `nginx -t`: new workers take the config on disk, in-flight requests finish."""
-    resource = ctx.resource(args.resource)
-    nginx = local_nginx(ctx, resource)
-    running_master(nginx, resource)
+def tested_nginx(ctx: ToolContext, resource: Resource) -> tuple[NginxControl, int, str]:
+    """The running nginx of a resource whose config on disk passes `nginx -t`: (controls, master, -t output).
+
+    What every reload-based step starts from: a config that fails the test would make
+    the reload fail, so nothing is sent to nginx then.
+    """
+    nginx = nginx_of(ctx, resource)
+    master = running_master(nginx, resource)
     test = nginx.test_config()
     if not test.ok:
         raise ToolError(f"nginx -t failed, not reloading (nginx keeps running its current config): {test.output}")
-    try:
-        workers = nginx.reload()
-    except LocalStackError as error:
-        raise ToolError(str(error)) from None
-    return {"reloaded": True, "workers": sorted(workers), "nginx_t": test.output}
+    return nginx, master, test.output
+
+
+def nginx_reload(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Graceful reload after `nginx -t`: new workers take the config on disk, in-flight requests finish."""
+    resource = ctx.resource(args.resource)
+    nginx, _, nginx_t = tested_nginx(ctx, resource)
+    workers = reload_nginx(ctx, resource, nginx)
+    return {"reloaded": True, "workers": sorted(workers), "nginx_t": nginx_t}
 
 
 class NginxScaleConnectionsArgs(ToolArgs):
@@ -121,19 +181,33 @@ def connections_ceiling(args: NginxScaleConnectionsArgs, resource: Resource) -> 
     return None
 
 
+def open_connections(resource: Resource) -> int:
+    """Connections open now: stub_status's count, or the host's count for the port when nginx is too full to answer."""
+    try:
+        return read_stub_status(resource).active
+    except httpx.HTTPError as error:
+        if closed_without_answer(error):
+            return established_connections(resource.connection.port)
+        raise ToolError(
+            f"nginx of {resource.name} does not answer /nginx_status: {type(error).__name__}: {error}"
+        ) from None
+    except ValueError as error:
+        raise ToolError(str(error)) from None
+
+
 def nginx_scale_connections(args: NginxScaleConnectionsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Set worker_connections in the live config and reload; kept across local restarts.
+    """Set worker_connections in nginx's own config and reload; kept across restarts.
 
     Refuses to go at or below the connections open now (that would make pressure worse).
     """
     resource = ctx.resource(args.resource)
     if problem := connections_ceiling(args, resource):
         raise ToolError(problem)
-    nginx = local_nginx(ctx, resource)
+    nginx = nginx_of(ctx, resource)
     running_master(nginx, resource)
     config = nginx.config_path.read_text()
     current = parse_capacity(config)
-    active = read_stub_status(resource).active
+    active = open_connections(resource)
     capacity = args.worker_connections * current.worker_processes
     if capacity <= active:
         raise ToolError(
@@ -142,12 +216,29 @@ def nginx_scale_connections(args: NginxScaleConnectionsArgs, ctx: ToolContext) -
         )
     nginx_t = "unchanged"
     if args.worker_connections != current.worker_connections:
-        nginx_t = _apply_config(nginx, with_worker_connections(config, args.worker_connections))
+        nginx_t = _apply_config(ctx, resource, nginx, with_worker_connections(config, args.worker_connections))
+    kept = True  # an external nginx's own config file is what it starts with
+    if isinstance(nginx, LocalNginx):
+        kept = _record_local_override(nginx, resource, args.worker_connections)
+    return {
+        "previous_worker_connections": current.worker_connections,
+        "worker_connections": args.worker_connections,
+        "worker_processes": current.worker_processes,
+        "capacity": capacity,
+        "active_connections": active,
+        "config_file": str(nginx.config_path),
+        "kept_across_restarts": kept,
+        "nginx_t": nginx_t,
+    }
+
+
+def _record_local_override(nginx: LocalNginx, resource: Resource, worker_connections: int) -> bool:
+    """Keep a value that differs from the inventory's for LocalStack's next start; whether one is kept."""
     baseline = resource.local.worker_connections
-    kept = args.worker_connections != baseline
+    kept = worker_connections != baseline
     nginx.record_override(
         RuntimeOverride(
-            worker_connections=args.worker_connections,
+            worker_connections=worker_connections,
             inventory_worker_connections=baseline,
             set_by="nginx_scale_connections",
             set_at=time.time(),
@@ -155,12 +246,4 @@ def nginx_scale_connections(args: NginxScaleConnectionsArgs, ctx: ToolContext) -
         if kept
         else None
     )
-    return {
-        "previous_worker_connections": current.worker_connections,
-        "worker_connections": args.worker_connections,
-        "worker_processes": current.worker_processes,
-        "capacity": capacity,
-        "active_connections": active,
-        "kept_across_restarts": kept,
-        "nginx_t": nginx_t,
-    }
+    return kept

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from opsgraph.tools.environments.local.nginx_server import WORKER_SHUTDOWN_TIMEOUT_S
-from opsgraph.tools.environments.local.process import LocalStackError
-from opsgraph.tools.nginx_tools.status import local_nginx, read_stub_status, running_master
+import httpx
+
+from opsgraph.tools.inventory import Resource
+from opsgraph.tools.nginx_tools.config import parse_shutdown_timeout, reload_nginx, tested_nginx
+from opsgraph.tools.nginx_tools.status import (
+    ClearRecord,
+    clear_record_path,
+    closed_without_answer,
+    established_connections,
+    read_stub_status,
+)
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
+
+# How long to wait for the old workers after the reload: their worker_shutdown_timeout and
+# a second, but never past this (the tool has a deadline of its own). Without a
+# worker_shutdown_timeout, old workers wait for their clients; the result lists them.
+MAX_OLD_WORKER_WAIT_S = 12.0
+UNBOUNDED_OLD_WORKER_WAIT_S = 5.0
 
 
 def nginx_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
@@ -17,32 +32,53 @@ def nginx_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"pid": status.pid, "running": status.running}
 
 
+def _connections(resource: Resource) -> dict[str, Any]:
+    """Open connections now: stub_status, or the host's count for the port when nginx is too full to answer."""
+    try:
+        status = read_stub_status(resource)
+    except httpx.HTTPError as error:
+        if not closed_without_answer(error):
+            raise ToolError(f"{resource.name} does not answer /nginx_status: {type(error).__name__}: {error}") from None
+        return {"active": established_connections(resource.connection.port), "waiting": None, "saturated": True}
+    except ValueError as error:
+        raise ToolError(str(error)) from None
+    return {"active": status.active, "waiting": status.waiting, "saturated": False}
+
+
 def nginx_clear_connections(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Drop lingering connections: graceful reload, then wait until the old workers are gone.
 
-    nginx has no command to close connections; a reload is the real mechanism. Old workers
-    close idle keep-alive connections at once, finish in-flight requests, and are cut off
-    after worker_shutdown_timeout; new workers start with none. Clients that still want a
-    connection open a new one: if the count climbs back, the load is real (scale instead).
+    nginx has no command to close connections; a reload is the real mechanism, and it
+    works on a full nginx too: the new workers start with every slot free, at once. Old
+    workers close idle keep-alive connections, finish in-flight requests, and are cut off
+    after worker_shutdown_timeout. Clients that still want a connection open a new one: if
+    the count climbs back, the load is real (scale instead): the new workers are recorded
+    (`ClearRecord`) so that the next diagnosis can see it.
     """
     resource = ctx.resource(args.resource)
-    nginx = local_nginx(ctx, resource)
-    master = running_master(nginx, resource)
-    before = read_stub_status(resource)
-    test = nginx.test_config()
-    if not test.ok:
-        raise ToolError(f"nginx -t failed, not reloading (nginx keeps running its current config): {test.output}")
+    nginx, master, _ = tested_nginx(ctx, resource)
+    before = _connections(resource)
     old_workers = nginx.worker_pids(master)
-    try:
-        nginx.reload()
-    except LocalStackError as error:
-        raise ToolError(str(error)) from None
-    lingering = nginx.wait_for_exit(old_workers, WORKER_SHUTDOWN_TIMEOUT_S + 1)
-    after = read_stub_status(resource)
-    return {
-        "active_before": before.active,
-        "waiting_before": before.waiting,
-        "active_after": after.active,
-        "closed": max(0, before.active - after.active),
+    new_workers = reload_nginx(ctx, resource, nginx)
+    record = clear_record_path(ctx, resource)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(ClearRecord(at=time.time(), workers=sorted(new_workers)).model_dump_json())
+    grace = parse_shutdown_timeout(nginx.config_path.read_text())
+    wait_s = UNBOUNDED_OLD_WORKER_WAIT_S if grace is None else min(grace + 1, MAX_OLD_WORKER_WAIT_S)
+    lingering = nginx.wait_for_exit(old_workers, wait_s)
+    after = _connections(resource)
+    result = {
+        "active_before": before["active"],
+        "waiting_before": before["waiting"],
+        "saturated_before": before["saturated"],
+        "active_after": after["active"],
+        "saturated_after": after["saturated"],
+        "closed": max(0, before["active"] - after["active"]),
         "old_workers_still_running": sorted(lingering),
     }
+    if lingering and grace is None:
+        result["note"] = (
+            "the old workers still hold their connections: the config sets no worker_shutdown_timeout, so they "
+            "wait for their clients"
+        )
+    return result

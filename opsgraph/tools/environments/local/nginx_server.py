@@ -1,8 +1,11 @@
 """nginx as a local daemon: the nginx.conf it is started with, and the controls tools use on it.
 
 Everything about a local nginx lives in its folder, ``<state_dir>/local/<name>/``; `LocalNginx`
-is the one place that knows that layout (config, pid, logs, backup, overrides) and how to
-test, reload and find a running nginx. Tools and the probe reach nginx only through it.
+is the one place that knows that layout (config, pid, logs, backup, overrides). How to test,
+reload and find the processes of a running nginx is `NginxControl`, which needs only a config
+file, a prefix and a pid file: the same controls serve an nginx someone else started
+(`environment: external`, built from its declared paths in `nginx_tools.status`). Tools and
+the probe reach nginx only through these two.
 
 Runtime changes survive a restart. LocalStack regenerates nginx.conf from the inventory at
 every start, which on its own would silently undo a fix (`nginx_scale_connections` raises
@@ -22,6 +25,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,91 +146,73 @@ class ConfigTest:
     output: str  # what `nginx -t` printed: the error, or warnings on success
 
 
-def _parent_pid(pid: int) -> int | None:
+class NginxControlError(LocalStackError):
+    """nginx refused or missed a control step (a reload); the message has its own words for why."""
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: state, ppid, ... (comm may hold spaces and parentheses)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return int(stat[stat.rindex(")") + 2 :].split()[1])  # fields after comm: state, ppid, ...
+    return stat[stat.rindex(")") + 2 :].split()
 
 
+def _parent_pid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def process_age_s(pid: int) -> float | None:
+    """Seconds since the process started (its start time in /proc, against the uptime), None if gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: starttime, in clock ticks
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return max(0.0, uptime - started)
+
+
+def master_command_line(master: int) -> list[str]:
+    """The master's title split into words ("nginx: master process nginx -p /x/ -c /y"); [] if gone."""
+    try:
+        title = Path(f"/proc/{master}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
+        return []
+    return title.split()
+
+
+# LocalStack's layout of a local nginx's folder.
+_CONFIG, _PID, _ERROR_LOG = "nginx.conf", "nginx.pid", "error.log"
 # The master rewrites its title to "nginx: master process <argv>"; `command` puts -p and -c last.
 _MASTER_ARGS = re.compile(r" -p (?P<prefix>.+/) -c (?P<config>.+)$")
 
 
 @dataclass(frozen=True)
-class LocalNginx:
-    """One local nginx, found by its folder: the paths it uses and the commands that control it."""
+class NginxControl:
+    """An nginx we can control given its config file, prefix and pid file — started by OpsGraph or not.
 
-    folder: Path
+    ``prefix`` is what ``-p`` says (relative paths in the config resolve against it); None
+    leaves nginx's compiled-in prefix, as a server started without ``-p`` has it.
+    ``startup_log`` is ``-e``: the log nginx writes before it has read its config
+    ("stderr" keeps `nginx -t` from touching a log file of someone else's server).
+    """
 
-    @classmethod
-    def of(cls, state_dir: Path, name: str) -> LocalNginx:
-        """The nginx of resource ``name`` in this state folder (LocalStack's layout)."""
-        return cls(state_dir.resolve() / "local" / name)
-
-    @classmethod
-    def serving(cls, worker_pid: int) -> LocalNginx | None:
-        """The local nginx whose worker has this pid, from its master's command line.
-
-        How the probe, which gets a resource but no state folder, finds the config and
-        access log of the nginx that really answered on the port. None when the pid is
-        not an nginx worker of an OpsGraph-started master on this host.
-        """
-        master = _parent_pid(worker_pid)
-        if master is None or not is_alive(worker_pid, "nginx") or not is_alive(master, "nginx"):
-            return None
-        try:
-            title = Path(f"/proc/{master}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except (FileNotFoundError, ProcessLookupError, UnicodeDecodeError):
-            return None
-        match = _MASTER_ARGS.search(title)
-        if match is None:
-            return None
-        found = cls(Path(match["prefix"]).resolve())
-        ours = found.config_path == Path(match["config"]).resolve() and found.config_path.is_file()
-        return found if ours else None
-
-    # ---- the layout
-
-    @property
-    def config_path(self) -> Path:
-        return self.folder / "nginx.conf"
-
-    @property
-    def backup_path(self) -> Path:
-        return self.folder / "nginx.conf.bak"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.folder / "nginx.pid"
-
-    @property
-    def error_log(self) -> Path:
-        return self.folder / "error.log"
-
-    @property
-    def access_log(self) -> Path:
-        return self.folder / "access.log"
-
-    @property
-    def overrides_path(self) -> Path:
-        return self.folder / "runtime-overrides.json"
+    config_path: Path
+    pid_path: Path | None
+    prefix: Path | None
+    error_log: Path | None
+    startup_log: str
 
     def command(self, *arguments: str) -> list[str]:
-        # -e: the log used before the config is read (the default is /var/log/nginx).
-        return [
-            str(find_binary("nginx")),
-            "-e", str(self.error_log),
-            "-p", f"{self.folder}/",
-            "-c", str(self.config_path),
-            *arguments,
-        ]  # fmt: skip
+        prefix = ["-p", f"{self.prefix}/"] if self.prefix is not None else []
+        return [str(find_binary("nginx")), "-e", self.startup_log, *prefix, "-c", str(self.config_path), *arguments]
 
-    # ---- control
+    # ---- processes
 
     def master_pid(self) -> int | None:
-        pid = read_pid(self.pid_path)
+        pid = read_pid(self.pid_path) if self.pid_path is not None else None
         return pid if pid is not None and is_alive(pid, "nginx") else None
 
     def worker_pids(self, master: int) -> set[int]:
@@ -236,6 +222,17 @@ class LocalNginx:
             if entry.name.isdigit() and _parent_pid(int(entry.name)) == master and is_alive(int(entry.name), "nginx"):
                 found.add(int(entry.name))
         return found
+
+    def wait_for_exit(self, pids: set[int], timeout_s: float) -> set[int]:
+        """Wait until these processes (old workers) exit; returns those still alive."""
+        deadline = time.monotonic() + timeout_s
+        alive = {pid for pid in pids if is_alive(pid, "nginx")}
+        while alive and time.monotonic() < deadline:
+            time.sleep(_RELOAD_POLL_S)
+            alive = {pid for pid in alive if is_alive(pid, "nginx")}
+        return alive
+
+    # ---- config
 
     def test_config(self, timeout_s: float = 10.0) -> ConfigTest:
         """``nginx -t`` on the config file as it is on disk now."""
@@ -253,29 +250,36 @@ class LocalNginx:
         output = (result.stderr + result.stdout).strip()
         return ConfigTest(result.returncode == 0, output)
 
-    def reload(self, timeout_s: float = 10.0) -> set[int]:
-        """Send SIGHUP and wait until the master runs a new generation of workers.
+    def reload(self, timeout_s: float = 10.0, trigger: Callable[[], None] | None = None) -> set[int]:
+        """Ask for a reload and wait until the master runs a new generation of workers.
 
-        nginx answers a failed reload (e.g. a port it cannot bind, which ``nginx -t`` does
-        not check) by logging ``[emerg]`` and keeping the old workers; that is reported as
-        a LocalStackError with the log lines. Returns the new workers' pids.
+        ``trigger`` asks for it (e.g. a reload command the inventory declares); by default
+        SIGHUP goes to the master. nginx answers a failed reload (e.g. a port it cannot
+        bind, which ``nginx -t`` does not check) by logging ``[emerg]`` and keeping the old
+        workers; that is reported as a NginxControlError with the log lines. Returns the
+        new workers' pids.
         """
         master = self.master_pid()
         if master is None:
-            raise LocalStackError(f"nginx in {self.folder} is not running; nothing to reload")
+            raise NginxControlError(f"nginx with pid file {self.pid_path} is not running; nothing to reload")
         before = self.worker_pids(master)
-        log_offset = self.error_log.stat().st_size if self.error_log.exists() else 0
-        os.kill(master, signal.SIGHUP)
+        log_offset = self.error_log.stat().st_size if self.error_log and self.error_log.exists() else 0
+        if trigger is None:
+            os.kill(master, signal.SIGHUP)
+        else:
+            trigger()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if any("[emerg]" in line for line in self._log_since(log_offset)):
                 emerg = [line for line in self._quiet_log_since(log_offset, deadline) if "[emerg]" in line]
-                raise LocalStackError("nginx refused the reload and kept its old workers: " + "; ".join(emerg[-2:]))
+                raise NginxControlError("nginx refused the reload and kept its old workers: " + "; ".join(emerg[-2:]))
             new = self.worker_pids(master) - before
             if new:
                 return new
             time.sleep(_RELOAD_POLL_S)
-        raise LocalStackError(f"nginx started no new workers within {timeout_s:.0f} s of SIGHUP")
+        raise NginxControlError(f"nginx started no new workers within {timeout_s:.0f} s of the reload")
+
+    # ---- the error log
 
     def _quiet_log_since(self, offset: int, deadline: float) -> list[str]:
         """The log from ``offset`` once nginx stops writing to it: a failed bind is retried
@@ -289,16 +293,9 @@ class LocalNginx:
             lines = latest
         return lines
 
-    def wait_for_exit(self, pids: set[int], timeout_s: float) -> set[int]:
-        """Wait until these processes (old workers) exit; returns those still alive."""
-        deadline = time.monotonic() + timeout_s
-        alive = {pid for pid in pids if is_alive(pid, "nginx")}
-        while alive and time.monotonic() < deadline:
-            time.sleep(_RELOAD_POLL_S)
-            alive = {pid for pid in alive if is_alive(pid, "nginx")}
-        return alive
-
     def _log_since(self, offset: int) -> list[str]:
+        if self.error_log is None:
+            return []
         try:
             with self.error_log.open("rb") as log:
                 log.seek(offset)
@@ -307,7 +304,57 @@ class LocalNginx:
             return []
 
     def error_log_tail(self, lines: int) -> list[str]:
-        return tail_lines(self.error_log, lines)
+        return tail_lines(self.error_log, lines) if self.error_log is not None else []
+
+
+class LocalNginx(NginxControl):
+    """One local nginx, found by its folder (LocalStack's layout): config, pid, logs, backup, overrides."""
+
+    def __init__(self, folder: Path) -> None:
+        # -e: the log used before the config is read (the default is /var/log/nginx).
+        error_log = folder / _ERROR_LOG
+        super().__init__(folder / _CONFIG, folder / _PID, folder, error_log, str(error_log))
+
+    @classmethod
+    def of(cls, state_dir: Path, name: str) -> LocalNginx:
+        """The nginx of resource ``name`` in this state folder (LocalStack's layout)."""
+        return cls(state_dir.resolve() / "local" / name)
+
+    @classmethod
+    def serving(cls, worker_pid: int) -> LocalNginx | None:
+        """The local nginx whose worker has this pid, from its master's command line.
+
+        How the probe, which gets a resource but no state folder, finds the config and
+        access log of the nginx that really answered on the port. None when the pid is
+        not an nginx worker of an OpsGraph-started master on this host.
+        """
+        master = _parent_pid(worker_pid)
+        if master is None or not is_alive(worker_pid, "nginx") or not is_alive(master, "nginx"):
+            return None
+        match = _MASTER_ARGS.search(" ".join(master_command_line(master)))
+        if match is None:
+            return None
+        found = cls(Path(match["prefix"]).resolve())
+        ours = found.config_path == Path(match["config"]).resolve() and found.config_path.is_file()
+        return found if ours else None
+
+    # ---- the layout
+
+    @property
+    def folder(self) -> Path:
+        return self.config_path.parent
+
+    @property
+    def backup_path(self) -> Path:
+        return self.folder / "nginx.conf.bak"
+
+    @property
+    def access_log(self) -> Path:
+        return self.folder / "access.log"
+
+    @property
+    def overrides_path(self) -> Path:
+        return self.folder / "runtime-overrides.json"
 
     # ---- runtime overrides
 
@@ -356,11 +403,11 @@ class NginxServer(Server):
 
     @property
     def log_path(self) -> Path:
-        return self.nginx.error_log
+        return self.folder / _ERROR_LOG
 
     @property
     def pid_path(self) -> Path:
-        return self.nginx.pid_path
+        return self.folder / _PID
 
     def binaries(self) -> list[str]:
         return ["nginx"]
