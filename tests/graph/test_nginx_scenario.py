@@ -70,6 +70,7 @@ def test_connection_overload_is_detected_scaled_and_verified(stack: Stack) -> No
                 "args": {"resource": "edge", "worker_connections": 256},
                 "status": "ok",
                 "error": None,
+                "data_survived": True,
             }
         ]
         assert report["metrics_before"]["connections_used_pct"] >= 95
