@@ -7,6 +7,7 @@ commands an inventory declares.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -126,16 +127,19 @@ class OutsideRedis:
         return pid
 
     def stop(self) -> None:
-        """Stop it at teardown if it runs (SIGTERM, then SIGKILL if it hangs)."""
+        """Stop it at teardown if it runs (SIGTERM, then SIGKILL if it hangs), and whatever
+        else a test left answering on its port (e.g. a server a wrong start command put there)."""
         pid = self._running_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while port_open(self.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + _STOP_TIMEOUT_S
+            while port_open(self.port) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if port_open(self.port):
+                os.kill(pid, signal.SIGKILL)
         if port_open(self.port):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(redis.RedisError), self.client() as client:
+                client.shutdown(nosave=True)
 
     def inventory_entry(self, name: str = "cache", **external: Any) -> dict[str, Any]:
         """An `environment: external` resource for this server; `external` overrides the section."""

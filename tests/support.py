@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from opsgraph.graph.context import Context
+from opsgraph.graph.runtime import RunResult, incident_graph, start_incident
 from opsgraph.graph.schemas import Diagnosis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.inventory import Inventory, load_inventory
@@ -71,14 +72,28 @@ class Stack:
     local: LocalStack
 
     def context(self, **overrides: Any) -> Context:
-        settings: dict[str, Any] = {
-            "inventory_path": str(self.inventory_path),
-            "state_dir": str(self.state_dir),
-            "verify_deadline_s": 10.0,
-            "settle_s": 0.5,
-            "probe_interval_s": 0.1,
-        }
-        return Context(**{**settings, **overrides})
+        return fast_context(self.inventory_path, self.state_dir, **overrides)
+
+
+def fast_context(inventory_path: Path, state_dir: Path, **overrides: Any) -> Context:
+    """A Context at test speed: probes every 0.1 s, a 0.5 s settle window, a 10 s verify deadline."""
+    settings: dict[str, Any] = {
+        "inventory_path": str(inventory_path),
+        "state_dir": str(state_dir),
+        "verify_deadline_s": 10.0,
+        "settle_s": 0.5,
+        "probe_interval_s": 0.1,
+    }
+    return Context(**{**settings, **overrides})
+
+
+def run_unattended(
+    inventory_path: Path, state_dir: Path, resource: str, incident_id: str, **overrides: Any
+) -> RunResult:
+    """One incident graph, start to end, with nobody asked (approval none)."""
+    context = fast_context(inventory_path, state_dir, **{"approval": "none", **overrides})
+    with incident_graph(state_dir) as graph:
+        return start_incident(graph, context, resource, incident_id)
 
 
 @contextmanager

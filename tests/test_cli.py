@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from outside import start_hand_redis
+from outside_redis import outside_redis
 from support import redis_resource
 
 from opsgraph.tools.environments.local import LocalStack
@@ -110,7 +110,7 @@ def test_status_and_scan_name_servers_opsgraph_did_not_start(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # the scan table's cells stay on one line
-    with start_hand_redis(tmp_path / "users") as users, start_hand_redis(tmp_path / "squatter") as squatter:
+    with outside_redis(tmp_path / "users") as users, outside_redis(tmp_path / "squatter") as squatter:
         mine = {**redis_resource(), "connection": {"host": "127.0.0.1", "port": squatter.port}}
         theirs = {
             "name": "sessions", "kind": "redis", "environment": "external",
@@ -124,7 +124,7 @@ def test_status_and_scan_name_servers_opsgraph_did_not_start(
         assert "running (not managed by OpsGraph; lifecycle: none)" in lines["sessions"]
         scan = cli("scan")
         assert "not managed by OpsGraph" in scan.stdout and "OpsGraph (local)" in scan.stdout
-        users.kill()
+        users.sigkill()
         assert "not answering (not managed by OpsGraph; lifecycle: none)" in cli("status").stdout
 
 

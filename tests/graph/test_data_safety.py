@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from outside import HandStartedRedis, start_hand_redis
-from support import wait_for
+from outside_redis import OutsideRedis, outside_redis, port_open
+from support import fast_context, wait_for
 
-from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.catalogue import CATALOGUE
@@ -36,15 +35,15 @@ KEYS = 300
 
 
 @pytest.fixture
-def users_redis(tmp_path: Path) -> Iterator[HandStartedRedis]:
+def users_redis(tmp_path: Path) -> Iterator[OutsideRedis]:
     """A persistent Redis someone started by hand, with keys; stopped (whatever runs on its port) afterwards."""
-    with start_hand_redis(tmp_path / "users") as server:
+    with outside_redis(tmp_path / "users") as server:
         for index in range(KEYS):
-            server.client.set(f"order:{index}", "x" * 100)
+            server.client().set(f"order:{index}", "x" * 100)
         yield server
 
 
-def write_inventory(folder: Path, users_redis: HandStartedRedis, start: list[str]) -> Path:
+def write_inventory(folder: Path, users_redis: OutsideRedis, start: list[str]) -> Path:
     """The user's Redis as an external resource whose declared start command is `start`."""
     inventory = folder / "opsgraph.yaml"
     inventory.write_text(
@@ -75,27 +74,20 @@ def write_inventory(folder: Path, users_redis: HandStartedRedis, start: list[str
     return inventory
 
 
-def wrong_start(users_redis: HandStartedRedis, empty: Path) -> list[str]:
+def wrong_start(users_redis: OutsideRedis, empty: Path) -> list[str]:
     """The mistake: a start command for the same port that points at another directory."""
     return [str(find_binary("redis-server")), "--port", str(users_redis.port), "--bind", "127.0.0.1",
             "--daemonize", "yes", "--dir", str(empty), "--appendonly", "yes", "--save", ""]  # fmt: skip
 
 
 def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
-    users_redis: HandStartedRedis, tmp_path: Path
+    users_redis: OutsideRedis, tmp_path: Path
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     inventory = write_inventory(tmp_path, users_redis, wrong_start(users_redis, empty))
-    users_redis.kill()
-    context = Context(
-        inventory_path=str(inventory),
-        state_dir=str(tmp_path / "state"),
-        approval="none",
-        verify_deadline_s=5.0,
-        settle_s=0.5,
-        probe_interval_s=0.1,
-    )
+    users_redis.sigkill()
+    context = fast_context(inventory, tmp_path / "state", approval="none", verify_deadline_s=5.0)
     with incident_graph(tmp_path / "state") as graph:
         done = start_incident(graph, context, "orders-cache", "inc-data")
     report = done.report
@@ -116,7 +108,7 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
 
     # The resource is held: the next fault on it is left to a human, until one releases it.
     users_redis.stop()
-    wait_for(lambda: not users_redis.listening(), "the wrong server to stop")
+    wait_for(lambda: not port_open(users_redis.port), "the wrong server to stop")
     with incident_graph(tmp_path / "state") as graph:
         held = start_incident(graph, context, "orders-cache", "inc-held")
     assert held.values["outcome"] == "held" and "opsgraph incidents release inc-data" in held.values["outcome_detail"]
@@ -132,19 +124,19 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
     assert acted.report is not None and [a["tool"] for a in acted.report["actions"]] == ["redis_restart"]
 
 
-def test_every_entry_point_gets_the_check_mcp_included(users_redis: HandStartedRedis, tmp_path: Path) -> None:
+def test_every_entry_point_gets_the_check_mcp_included(users_redis: OutsideRedis, tmp_path: Path) -> None:
     """The runner brackets the step whoever calls it; over MCP a data-safety failure is an error result."""
     empty = tmp_path / "empty"
     empty.mkdir()
     inventory = load_inventory(write_inventory(tmp_path, users_redis, wrong_start(users_redis, empty)))
     ctx = ToolContext(inventory=inventory, state_dir=tmp_path / "state")
-    users_redis.kill()
+    users_redis.sigkill()
     call = _handler(CATALOGUE["redis_restart"], ctx, timeout_s=30)
     with pytest.raises(ToolError, match=r"DATA SAFETY FAILURE after redis_restart: dir changed"):
         call(resource="orders-cache")
     # The same step straight through the runner (the executor's path): it ran, the data did not survive.
     users_redis.stop()
-    wait_for(lambda: not users_redis.listening(), "the wrong server to stop")
+    wait_for(lambda: not port_open(users_redis.port), "the wrong server to stop")
     outcome = run_tool("redis_restart", {"resource": "orders-cache"}, ctx, 30)
     assert outcome.ok and outcome.data_check is not None and not outcome.data_check.survived
     assert outcome.data_check.before.source == "disk" and outcome.data_check.after.source == "live"

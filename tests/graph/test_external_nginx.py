@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from outside_nginx import OutsideNginx, outside_nginx
-
-from opsgraph.graph.context import Context
-from opsgraph.graph.runtime import incident_graph, start_incident
+from support import run_unattended
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,16 +23,7 @@ def nginx(tmp_path: Path) -> Iterator[OutsideNginx]:
 def incident(folder: Path, server: OutsideNginx, incident_id: str, **external: Any) -> dict[str, Any]:
     inventory_path = folder / "opsgraph.yaml"
     inventory_path.write_text(yaml.safe_dump({"version": 1, "resources": [server.resource(**external)]}))
-    context = Context(
-        inventory_path=str(inventory_path),
-        state_dir=str(folder / "state"),
-        approval="none",
-        verify_deadline_s=20.0,
-        settle_s=0.5,
-        probe_interval_s=0.1,
-    )
-    with incident_graph(folder / "state") as graph:
-        report = start_incident(graph, context, "web", incident_id).report
+    report = run_unattended(inventory_path, folder / "state", "web", incident_id, verify_deadline_s=20.0).report
     assert report is not None
     return report
 

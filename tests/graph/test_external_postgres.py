@@ -18,9 +18,9 @@ import psycopg
 import pytest
 import yaml
 from outside_postgres import OutsidePostgres, listening, outside_postgres
+from support import run_unattended
 
-from opsgraph.graph.context import Context
-from opsgraph.graph.runtime import RunResult, incident_graph, start_incident
+from opsgraph.graph.runtime import RunResult
 from opsgraph.graph.schemas import Health
 from opsgraph.tools.inventory import load_inventory
 from opsgraph.tools.probes import probe
@@ -66,12 +66,7 @@ def inventory(folder: Path, server: OutsidePostgres, **lifecycle: Any) -> Path:
 
 
 def run_incident(folder: Path, path: Path, incident_id: str) -> RunResult:
-    context = Context(
-        inventory_path=str(path), state_dir=str(folder / "state"), approval="none",
-        verify_deadline_s=30.0, settle_s=0.5, probe_interval_s=0.1,
-    )  # fmt: skip
-    with incident_graph(folder / "state") as graph:
-        return start_incident(graph, context, "db", incident_id)
+    return run_unattended(path, folder / "state", "db", incident_id, verify_deadline_s=30.0)
 
 
 def system_identifier(server: OutsidePostgres) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from outside_redis import OutsideRedis, outside_redis, port_open
+from support import fast_context
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -38,15 +39,7 @@ def _keys(server: OutsideRedis) -> dict[str, Any]:
 
 
 def _context(tmp_path: Path, inventory: Path, **overrides: Any) -> Context:
-    settings: dict[str, Any] = {
-        "inventory_path": str(inventory),
-        "state_dir": str(tmp_path / "state"),
-        "approval": "none",
-        "verify_deadline_s": 30.0,
-        "settle_s": 0.5,
-        "probe_interval_s": 0.1,
-    }
-    return Context(**{**settings, **overrides})
+    return fast_context(inventory, tmp_path / "state", **{"approval": "none", "verify_deadline_s": 30.0, **overrides})
 
 
 def test_a_crash_is_restarted_by_the_declared_command_with_every_key(server: OutsideRedis, tmp_path: Path) -> None:

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from outside import HandStartedRedis, start_hand_redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from outside_redis import OutsideRedis, outside_redis, port_open
 
 from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.environments import lifecycle_for
@@ -31,13 +29,13 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "external-servers.yaml"
 
 
 @pytest.fixture
-def users_redis(tmp_path: Path) -> Iterator[HandStartedRedis]:
-    with start_hand_redis(tmp_path / "users") as server:
-        server.client.set("order:1", "kept")
+def users_redis(tmp_path: Path) -> Iterator[OutsideRedis]:
+    with outside_redis(tmp_path / "users") as server:
+        server.client().set("order:1", "kept")
         yield server
 
 
-def inventory_for(server: HandStartedRedis, external: dict[str, Any]) -> Inventory:
+def inventory_for(server: OutsideRedis, external: dict[str, Any]) -> Inventory:
     return parse_inventory(
         {
             "resources": [
@@ -65,45 +63,45 @@ def test_the_worked_example_inventory_loads_and_renders_systemd_argv() -> None:
     assert isinstance(lifecycle_for(sessions, inventory, Path("/nonexistent")), ExternalEnvironment)
 
 
-def test_without_a_lifecycle_a_restart_is_refused_and_nothing_is_started(users_redis: HandStartedRedis) -> None:
+def test_without_a_lifecycle_a_restart_is_refused_and_nothing_is_started(users_redis: OutsideRedis) -> None:
     inventory = inventory_for(users_redis, {})
-    users_redis.kill()
+    users_redis.sigkill()
     with pytest.raises(LifecycleRefused, match=r"not managed by OpsGraph .* declares no way to restart it"):
         ExternalEnvironment(inventory).restart("orders-cache")
-    assert not users_redis.listening()
+    assert not port_open(users_redis.port)
     with pytest.raises(LifecycleRefused, match="lists no log files"):
         ExternalEnvironment(inventory).log_tail("orders-cache")
 
 
-def test_a_running_server_with_only_a_start_command_is_not_restarted(users_redis: HandStartedRedis) -> None:
-    inventory = inventory_for(users_redis, {"lifecycle": "commands", "commands": {"start": users_redis.start_argv}})
+def test_a_running_server_with_only_a_start_command_is_not_restarted(users_redis: OutsideRedis) -> None:
+    inventory = inventory_for(users_redis, {"lifecycle": "commands", "commands": {"start": users_redis.start_command}})
     pid = users_redis.pid()
     with pytest.raises(LifecycleRefused, match="declares no way to restart"):
         ExternalEnvironment(inventory).restart("orders-cache")
     assert users_redis.pid() == pid
 
 
-def test_stop_then_start_restarts_the_same_server_with_its_data(users_redis: HandStartedRedis) -> None:
+def test_stop_then_start_restarts_the_same_server_with_its_data(users_redis: OutsideRedis) -> None:
     stop = [str(find_binary("redis-cli")), "-p", str(users_redis.port), "shutdown"]
     external = {
         "lifecycle": "commands",
-        "commands": {"start": users_redis.start_argv, "stop": stop},
+        "commands": {"start": users_redis.start_command, "stop": stop},
         "paths": {"pid_file": str(users_redis.pid_file), "log_files": [str(users_redis.log_file)]},
     }
     inventory = inventory_for(users_redis, external)
     before = users_redis.pid()
     status = ExternalEnvironment(inventory).restart("orders-cache")
     assert status.running and status.pid not in (None, before)
-    assert users_redis.client.get("order:1") == b"kept"  # shutdown saved it; start loaded it
+    assert users_redis.client().get("order:1") == "kept"  # shutdown saved it; start loaded it
     assert any(
         "Ready to accept connections" in line for line in ExternalEnvironment(inventory).log_tail("orders-cache")
     )
 
 
 def test_a_failing_command_reports_its_output_and_a_slow_one_its_timeout(
-    users_redis: HandStartedRedis, tmp_path: Path
+    users_redis: OutsideRedis, tmp_path: Path
 ) -> None:
-    users_redis.kill()
+    users_redis.sigkill()
     failing = [str(find_binary("redis-server")), str(tmp_path / "missing.conf")]
     inventory = inventory_for(users_redis, {"lifecycle": "commands", "commands": {"start": failing}})
     with pytest.raises(LifecycleFailed, match=r"start command .* failed \(exit status 1\): .*missing\.conf"):
@@ -113,26 +111,31 @@ def test_a_failing_command_reports_its_output_and_a_slow_one_its_timeout(
     slow = {"lifecycle": "commands", "commands": {"start": [sleep, "5"]}, "timeout_s": 0.3}
     with pytest.raises(LifecycleFailed, match=r"did not finish within 0\.3 s"):
         ExternalEnvironment(inventory_for(users_redis, slow)).restart("orders-cache")
-    assert not users_redis.listening()
+    assert not port_open(users_redis.port)
 
 
-def test_status_uses_the_declared_command(users_redis: HandStartedRedis) -> None:
+def test_status_uses_the_declared_command(users_redis: OutsideRedis) -> None:
     false = shutil.which("false")
     assert false is not None
-    external = {"lifecycle": "commands", "commands": {"start": users_redis.start_argv, "status": [false]}}
+    external = {"lifecycle": "commands", "commands": {"start": users_redis.start_command, "status": [false]}}
     assert not ExternalEnvironment(inventory_for(users_redis, external)).status("orders-cache").running
     assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
 
 
-def test_a_saturated_redis_counts_as_up(users_redis: HandStartedRedis) -> None:
+def test_a_saturated_redis_counts_as_up(users_redis: OutsideRedis) -> None:
     """At maxclients a new client is turned away — the server is up and must not be restarted."""
-    users_redis.client.config_set("maxclients", "1")
-    with pytest.raises(redis.ConnectionError, match="max number of clients reached"):
-        redis.Redis(port=users_redis.port, socket_timeout=2, retry=Retry(NoBackoff(), 0)).ping()
-    assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
+    with users_redis.client() as holder:  # the one client there is room for
+        holder.config_set("maxclients", "1")
+        with (
+            pytest.raises(redis.ConnectionError, match="max number of clients reached"),
+            users_redis.client() as one_more,
+        ):
+            one_more.ping()
+        assert ExternalEnvironment(inventory_for(users_redis, {})).status("orders-cache").running
+        holder.config_set("maxclients", "100")
 
 
-def test_process_logs_and_stats_read_the_declared_paths(users_redis: HandStartedRedis, tmp_path: Path) -> None:
+def test_process_logs_and_stats_read_the_declared_paths(users_redis: OutsideRedis, tmp_path: Path) -> None:
     paths = {"pid_file": str(users_redis.pid_file), "log_files": [str(users_redis.log_file)]}
     inventory = inventory_for(users_redis, {"paths": paths})
     ctx = ToolContext(inventory=inventory, state_dir=tmp_path / "state")

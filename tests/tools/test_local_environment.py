@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from outside import start_hand_redis
+from outside_redis import outside_redis, port_open
 
 from opsgraph.tools import binaries
 from opsgraph.tools.binaries import MissingBinaryError, find_binary
@@ -33,12 +33,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def make_inventory(cache: int, db: int, web: int) -> Inventory:
@@ -199,19 +193,19 @@ def test_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
 
 def test_restart_refuses_a_server_opsgraph_did_not_start(tmp_path: Path) -> None:
     """A user's Redis on the port of a `local` resource: OpsGraph never started it, so it is not OpsGraph's."""
-    with start_hand_redis(tmp_path / "users") as users:
-        users.client.set("order:1", "theirs")
+    with outside_redis(tmp_path / "users") as users:
+        users.client().set("order:1", "theirs")
         inventory = parse_inventory(
             {"resources": [{"name": "cache", "kind": "redis", "connection": {"port": users.port}}]}
         )
         stack = LocalStack(tmp_path / "state", inventory)
         with pytest.raises(LocalStackError, match=r"was not started by OpsGraph .* empty replacement"):
             stack.restart("cache")
-        assert users.client.get("order:1") == b"theirs" and users.answers()
-        users.kill()  # and once it has crashed, nothing takes its place either
+        assert users.client().get("order:1") == "theirs" and users.answers()
+        users.sigkill()  # and once it has crashed, nothing takes its place either
         with pytest.raises(LocalStackError, match="was not started by OpsGraph"):
             stack.restart("cache")
-        assert not users.listening()
+        assert not port_open(users.port)
 
 
 def test_restart_never_initialises_a_missing_postgres_data_directory(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from outside_nginx import OutsideNginx, outside_nginx
-from support import wait_for
+from support import fast_context, wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -59,14 +59,7 @@ def output(outcome: ToolOutcome) -> dict[str, Any]:
 
 
 def graph_context(folder: Path, inventory_path: Path) -> Context:
-    return Context(
-        inventory_path=str(inventory_path),
-        state_dir=str(folder / "state"),
-        approval="none",
-        verify_deadline_s=20.0,
-        settle_s=0.5,
-        probe_interval_s=0.1,
-    )
+    return fast_context(inventory_path, folder / "state", approval="none", verify_deadline_s=20.0)
 
 
 def test_info_reads_the_external_nginx_from_its_declared_paths(tmp_path: Path, nginx: OutsideNginx) -> None:

@@ -19,13 +19,11 @@ import psycopg
 import pytest
 import yaml
 from outside_postgres import OutsidePostgres, outside_postgres
-from support import wait_for
+from support import run_unattended, wait_for
 
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.runbooks import RUNBOOKS
 from opsgraph.agents.runbooks.postgres import LONG_QUERY_S
-from opsgraph.graph.context import Context
-from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.graph.schemas import Health, Incident, Snapshot
 from opsgraph.tools.inventory import Inventory, Resource, load_inventory, parse_inventory
 from opsgraph.tools.probes import probe
@@ -203,12 +201,7 @@ def test_a_full_server_is_relieved_by_ending_the_sessions_that_hold_it(
         assert refused.symptom == "postgres_connections_exhausted", refused.reasons
         assert "OpsGraph could not get a connection slot" in refused.reasons[0]
 
-        context = Context(
-            inventory_path=str(path), state_dir=str(tmp_path / "state"), approval="none",
-            verify_deadline_s=20.0, settle_s=0.5, probe_interval_s=0.1,
-        )  # fmt: skip
-        with incident_graph(tmp_path / "state") as graph:
-            result = start_incident(graph, context, "db", "inc-pg-full")
+        result = run_unattended(path, tmp_path / "state", "db", "inc-pg-full", verify_deadline_s=20.0)
         report = result.report
         assert report is not None, result.values.get("outcome_detail")
         assert report["resolved"] is True, report.get("outcome_detail")
@@ -247,12 +240,7 @@ def test_a_config_line_the_server_would_reject_is_reported_before_any_reload(
         assert "site.conf:1: max_connections = 'abc'" in reason and "takes an integer" in reason
         assert "site.conf:2: no_such_setting" in reason and "unrecognized configuration parameter" in reason
 
-        context = Context(
-            inventory_path=str(path), state_dir=str(tmp_path / "state"), approval="none",
-            verify_deadline_s=5.0, settle_s=0.5, probe_interval_s=0.1,
-        )  # fmt: skip
-        with incident_graph(tmp_path / "state") as graph:
-            result = start_incident(graph, context, "db", "inc-pg-config")
+        result = run_unattended(path, tmp_path / "state", "db", "inc-pg-config", verify_deadline_s=5.0)
         report = result.report
         assert report is not None and report["outcome"] == "escalated", result.values.get("outcome_detail")
         assert report["actions"] == []

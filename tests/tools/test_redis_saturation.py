@@ -19,7 +19,7 @@ import redis
 from outside_redis import OutsideRedis, outside_redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from support import wait_for
+from support import fast_context, wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -140,14 +140,7 @@ def _inventory(server: OutsideRedis, tmp_path: Path) -> tuple[Path, Resource]:
 
 
 def _context(tmp_path: Path, inventory: Path) -> Context:
-    return Context(
-        inventory_path=str(inventory),
-        state_dir=str(tmp_path / "state"),
-        approval="none",
-        verify_deadline_s=15.0,
-        settle_s=0.5,
-        probe_interval_s=0.1,
-    )
+    return fast_context(inventory, tmp_path / "state", approval="none", verify_deadline_s=15.0)
 
 
 def _server_identity(resource: Resource) -> tuple[str, int]:

@@ -13,35 +13,27 @@ import socket
 
 import psycopg
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Resource, ResourceKind
+from opsgraph.tools.redis_tools import redis_client
 
 _TIMEOUT_S = 2.0
-# What a full server says to one more client: it is up, just out of room (or not ours to enter).
+# What a full server says to one more client, or one that rejects our credentials: it is
+# up, just out of room (or not ours to enter).
 REDIS_FULL = "max number of clients reached"
+REDIS_UP = (REDIS_FULL, "WRONGPASS", "NOAUTH", "invalid username-password pair")
 POSTGRES_FULL = ("too many clients", "remaining connection slots are reserved", "password authentication failed")
 
 
 def redis_answers(resource: Resource) -> bool:
-    connection = resource.connection
-    client = redis.Redis(
-        host=connection.host,
-        port=connection.port,
-        username=connection.user,
-        password=connection.password(),
-        socket_timeout=_TIMEOUT_S,
-        socket_connect_timeout=_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),  # redis-py retries 3 times with backoff by default: seconds per "no"
-    )
+    client = redis_client(resource, _TIMEOUT_S)  # a new connection: a full server turns it away, and says so
     try:
         return bool(client.ping())
     except redis.BusyLoadingError:
         return False
     except (redis.RedisError, OSError) as error:
-        return REDIS_FULL in str(error)
+        return any(text in str(error) for text in REDIS_UP)
     finally:
         client.close()
 

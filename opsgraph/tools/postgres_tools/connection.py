@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.probes.postgres_probe import postgres_conninfo
 from opsgraph.tools.spec import ToolError
 
 # How OpsGraph's own sessions are named; sessions with this prefix are never terminated.

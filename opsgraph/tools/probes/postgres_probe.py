@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 from opsgraph.tools.probes.postgres_config import ConfigError, config_errors
@@ -48,20 +49,6 @@ SELECT
         AS longest_active_s
 FROM pg_stat_activity
 """
-
-
-def postgres_conninfo(resource: Resource, application_name: str = "opsgraph-probe") -> str:
-    """A libpq connection string; the password comes from the environment, never the inventory."""
-    connection = resource.connection
-    return psycopg.conninfo.make_conninfo(
-        host=connection.host,
-        port=connection.port,
-        user=connection.user or "postgres",
-        dbname=connection.database or "postgres",
-        password=connection.password(),
-        connect_timeout=3,
-        application_name=application_name,
-    )
 
 
 def no_slot(error: psycopg.Error) -> bool:
