@@ -16,7 +16,7 @@ from support import fast_context, wait_for
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.graph.schemas import Health
-from opsgraph.tools.environments.local.nginx_server import NginxControl
+from opsgraph.tools.environments.nginx_control import NginxControl
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.nginx_tools import config as nginx_config
 from opsgraph.tools.probes import probe

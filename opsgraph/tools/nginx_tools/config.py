@@ -23,7 +23,8 @@ import httpx
 from pydantic import Field
 
 from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
-from opsgraph.tools.environments.local.nginx_server import LocalNginx, NginxControl, NginxControlError, RuntimeOverride
+from opsgraph.tools.environments.local.nginx_server import LocalNginx, RuntimeOverride
+from opsgraph.tools.environments.nginx_control import NginxControl, NginxControlError
 from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.nginx_tools.status import (
     closed_without_answer,

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field
 
-from opsgraph.tools.environments.local.nginx_server import LocalNginx, NginxControl, process_age_s
+from opsgraph.tools.environments.local.nginx_server import LocalNginx
+from opsgraph.tools.environments.nginx_control import NginxControl, process_age_s
 from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.nginx_tools.config import parse_capacity, parse_shutdown_timeout
 from opsgraph.tools.nginx_tools.status import (

@@ -16,14 +16,9 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from opsgraph.tools.environments.local.nginx_server import (
-    WORKER_PID_HEADER,
-    ConfigTest,
-    LocalNginx,
-    NginxControl,
-    master_command_line,
-)
+from opsgraph.tools.environments.local.nginx_server import WORKER_PID_HEADER, LocalNginx
 from opsgraph.tools.environments.local.process import tail_lines
+from opsgraph.tools.environments.nginx_control import ConfigTest, NginxControl, master_command_line
 from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.spec import ToolContext, ToolError
 

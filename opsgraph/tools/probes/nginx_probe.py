@@ -27,7 +27,8 @@ from __future__ import annotations
 import httpx
 
 from opsgraph.graph.schemas import Health, Snapshot
-from opsgraph.tools.environments.local.nginx_server import LocalNginx, NginxControl
+from opsgraph.tools.environments.local.nginx_server import LocalNginx
+from opsgraph.tools.environments.nginx_control import NginxControl
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.nginx_tools import (
     ERROR_WINDOW_S,
