@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+import yaml
+
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.faults import SCENARIOS
+from opsgraph.tools.inventory import parse_inventory
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -34,3 +37,11 @@ def test_tool_and_scenario_rows_say_what_the_code_says() -> None:
     stale = [name for name, spec in CATALOGUE.items() if spec.description not in _row(name)]
     stale += [name for name, scenario in SCENARIOS.items() if scenario.description not in _row(name)]
     assert not stale, f"README.md rows out of date with the code for: {stale}"
+
+
+def test_the_external_servers_excerpt_is_a_valid_inventory() -> None:
+    """The README's worked example of `environment: external` entries loads as it is printed."""
+    section = README[README.index("## Servers you already run") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    inventory = parse_inventory({"resources": yaml.safe_load(block)}, "README.md")
+    assert {resource.environment for resource in inventory.resources} == {"external"}
