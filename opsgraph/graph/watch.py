@@ -59,6 +59,7 @@ class Watcher:
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
         self.finished: list[RunResult] = []
+        self._held_said: set[str] = set()  # data-safety holds already reported (once each)
 
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set; then let in-flight incident runs finish before returning."""
@@ -87,6 +88,14 @@ class Watcher:
                 return
         ledger = self._context.ledger
         if ledger.open_incident_for(key) is not None:
+            return
+        if (holder := ledger.held_by(snapshot.resource)) is not None:
+            if holder not in self._held_said:
+                self._held_said.add(holder)
+                self._say(
+                    f"{snapshot.resource}: {snapshot.health}, but held by data-safety failure {holder}: "
+                    f"no action until `opsgraph incidents release {holder}`"
+                )
             return
         closed_at = ledger.last_closed_at(key)
         if closed_at is not None and time.time() - closed_at < self._settings.cooldown_s:

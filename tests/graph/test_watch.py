@@ -12,7 +12,7 @@ import pytest
 from support import ScriptedReasoner, redis_resource, running_stack, stop, wait_for, watching
 
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health, Plan
+from opsgraph.graph.schemas import Health, Incident, Plan
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
 
@@ -112,3 +112,29 @@ def test_a_closed_fault_that_persists_reopens_only_after_the_cooldown(tmp_path: 
         assert reopened["opened_at"] - closed["closed_at"] >= 3  # the ledger's own clock: cooldown honoured
         assert len(ledger.incidents()) == 2
         stop(watcher, stack)
+
+
+def test_a_resource_held_by_a_data_safety_failure_is_left_alone_until_released(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        ledger = stack.context().ledger
+        earlier = Incident(
+            incident_id="inc-lost-data", resource="cache", kind="redis", symptom="redis_unreachable",
+            fingerprint="cache:redis_unreachable", severity=Health.FAILED, fault_started_at=0.0, detected_at=0.0,
+        )  # fmt: skip
+        ledger.open_incident(earlier)
+        ledger.close_incident("inc-lost-data", "data_safety_failure", {"outcome": "data_safety_failure"})
+        fill_redis_memory(stack.inventory.get("cache"))
+        with watching(stack, "none", "--cooldown", "0") as watcher:
+            log = tmp_path / "watch.log"
+            wait_for(lambda: "held by data-safety failure inc-lost-data" in log.read_text(), "the hold to be reported")
+            time.sleep(1.0)  # several probe intervals: still nothing opened, and the hold said once
+            assert [row["incident_id"] for row in ledger.incidents()] == ["inc-lost-data"]
+            assert log.read_text().count("held by data-safety failure") == 1
+            released = subprocess.run(
+                [sys.executable, "-m", "opsgraph", "incidents", "release", "inc-lost-data", "--by", "ivy",
+                 "--state-dir", str(stack.state_dir)],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert released.returncode == 0, released.stderr
+            wait_for(lambda: ledger.ids_with_status("resolved"), "the released resource to be fixed")
+            stop(watcher, stack)
