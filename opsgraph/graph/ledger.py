@@ -132,12 +132,17 @@ class Ledger:
             ).fetchone()
         return row["incident_id"] if row else None
 
-    def release(self, incident_id: str) -> bool:
-        """A human has looked at a data-safety failure: OpsGraph may act on the resource again."""
+    def release(self, incident_id: str, by: str) -> bool:
+        """A human has looked at a data-safety failure: OpsGraph may act on the resource again.
+
+        Who released it, and when, is kept in the incident's report.
+        """
         with self._connect() as conn:
             cursor = conn.execute(
-                "UPDATE incidents SET status = ? WHERE incident_id = ? AND status = ?",
-                (RELEASED, incident_id, DATA_SAFETY_FAILURE),
+                "UPDATE incidents SET status = ?,"
+                " report = json_set(coalesce(report, '{}'), '$.released', json_object('by', ?, 'at', ?))"
+                " WHERE incident_id = ? AND status = ?",
+                (RELEASED, by, time.time(), incident_id, DATA_SAFETY_FAILURE),
             )
         return cursor.rowcount == 1
 

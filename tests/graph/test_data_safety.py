@@ -117,6 +117,9 @@ def test_a_restart_that_brings_back_an_empty_server_fails_as_data_safety(
                "--state-dir", str(tmp_path / "state")]  # fmt: skip
     released = subprocess.run(release, capture_output=True, text=True, timeout=60, check=False)
     assert released.returncode == 0 and "released by alice" in released.stdout, released.stderr
+    record = context.ledger.incident("inc-data")
+    assert record is not None and record["status"] == "data_safety_released"
+    assert record["report"]["released"]["by"] == "alice" and record["report"]["outcome"] == "data_safety_failure"
     again = subprocess.run(release, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 1 and "not a held data-safety failure" in again.stderr
     with incident_graph(tmp_path / "state") as graph:

@@ -207,7 +207,7 @@ def incidents_release(
 ) -> None:
     """Release a resource held by a data-safety failure: OpsGraph may act on it again."""
     ledger = Ledger(state_dir / "ledger.sqlite")
-    if not ledger.release(incident_id):
+    if not ledger.release(incident_id, by):
         record = ledger.incident(incident_id)
         status = record["status"] if record else "unknown incident"
         err.print(f"[red]error:[/] {escape(incident_id)} is not a held data-safety failure ({escape(status)})")
