@@ -72,10 +72,11 @@ class Stack:
     local: LocalStack
 
     def context(self, **overrides: Any) -> Context:
-        return fast_context(self.inventory_path, self.state_dir, **overrides)
+        """This stack's Context at test speed; `overrides` may replace anything, the inventory included."""
+        return fast_context(**{"inventory_path": self.inventory_path, "state_dir": self.state_dir, **overrides})
 
 
-def fast_context(inventory_path: Path, state_dir: Path, **overrides: Any) -> Context:
+def fast_context(inventory_path: Path | str, state_dir: Path | str, **overrides: Any) -> Context:
     """A Context at test speed: probes every 0.1 s, a 0.5 s settle window, a 10 s verify deadline."""
     settings: dict[str, Any] = {
         "inventory_path": str(inventory_path),
