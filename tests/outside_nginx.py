@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import free_port, wait_for
+from support import child_pids, free_port, process_alive, wait_for
 
 from opsgraph.tools.binaries import find_binary
 
@@ -158,10 +158,10 @@ class OutsideNginx:
             pid = int(self.pid_file.read_text().split()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if process_alive(pid) else None
 
     def workers(self, master: int) -> list[int]:
-        return _children(master)
+        return child_pids(master)
 
     def kill(self) -> int:
         """A crash: SIGKILL the master AND its workers (orphaned workers would keep the port)."""
@@ -210,32 +210,11 @@ class OutsideNginx:
         leftovers = [master, *self.workers(master)]
         os.kill(master, signal.SIGTERM)
         try:
-            wait_for(lambda: not any(_alive(pid) for pid in leftovers), "the outside nginx to stop", 10)
+            wait_for(lambda: not any(process_alive(pid) for pid in leftovers), "the outside nginx to stop", 10)
         finally:
             for pid in leftovers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """A live, non-zombie process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue  # exited while we looked
-        if f"\nPPid:\t{pid}\n" in text and _alive(int(status.parent.name)):
-            found.append(int(status.parent.name))
-    return found
 
 
 @contextmanager

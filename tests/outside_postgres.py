@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from support import free_port, wait_for
+from support import child_pids, free_port, wait_for
 
 from opsgraph.tools.binaries import find_binary
 
@@ -127,7 +127,7 @@ class OutsidePostgres:
         """A crash: SIGKILL the postmaster, then wait until its children noticed and exited too."""
         pid = self.postmaster_pid()
         assert pid is not None, "the server is not running"
-        children = _children(pid)
+        children = child_pids(pid)
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not any(Path(f"/proc/{child}").exists() for child in [pid, *children]), "the backends to exit")
         return pid
@@ -160,19 +160,6 @@ class OutsidePostgres:
     def _run(self, *argv: str) -> None:
         result = subprocess.run([*_as_postgres(), *argv], capture_output=True, text=True, timeout=_TIMEOUT_S)
         assert result.returncode == 0, f"{argv[0]} failed: {result.stderr}{result.stdout}"
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (the postmaster's backends and background processes)."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue  # exited while we looked
-        if f"\nPPid:\t{pid}\n" in text:
-            found.append(int(status.parent.name))
-    return found
 
 
 def listening(port: int) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
 from opsgraph.graph.context import Context
@@ -20,6 +21,7 @@ from opsgraph.graph.runtime import RunResult, incident_graph, start_incident
 from opsgraph.graph.schemas import Diagnosis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.inventory import Inventory, load_inventory
+from opsgraph.tools.runner import ToolOutcome
 
 
 def free_port() -> int:
@@ -164,3 +166,40 @@ def stop(process: subprocess.Popen[str], stack: Stack) -> str:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     return (stack.state_dir.parent / "watch.log").read_text()
+
+
+def tool_output(outcome: ToolOutcome) -> dict[str, Any]:
+    """The output of a tool call that must have worked (its error is the assertion message)."""
+    assert outcome.ok and outcome.output is not None, outcome.error
+    return outcome.output
+
+
+def session_alive(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a PostgreSQL session still answers (false once the server terminated it)."""
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def process_alive(pid: int) -> bool:
+    """A live, non-zombie process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (a postmaster's backends, an nginx master's workers)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue  # exited while we looked
+        if f"\nPPid:\t{pid}\n" in text and process_alive(int(status.parent.name)):
+            found.append(int(status.parent.name))
+    return found

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from outside_nginx import OutsideNginx, outside_nginx
-from support import fast_context, wait_for
+from support import fast_context, tool_output, wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -53,18 +53,13 @@ def run(ctx: ToolContext, tool: str, **args: Any) -> ToolOutcome:
     return run_tool(tool, {"resource": "web", **args}, ctx, 20)
 
 
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok and outcome.output is not None, outcome.error
-    return outcome.output
-
-
 def graph_context(folder: Path, inventory_path: Path) -> Context:
     return fast_context(inventory_path, folder / "state", approval="none", verify_deadline_s=20.0)
 
 
 def test_info_reads_the_external_nginx_from_its_declared_paths(tmp_path: Path, nginx: OutsideNginx) -> None:
     inventory = load_inventory(inventory_of(tmp_path, nginx))
-    info = output(run(tools(tmp_path, inventory), "nginx_info"))
+    info = tool_output(run(tools(tmp_path, inventory), "nginx_info"))
     assert info["reachable"] is True and info["saturated"] is False
     assert (info["worker_connections"], info["worker_processes"], info["capacity"]) == (64, 1, 64)
     assert info["config_file"] == str(nginx.config_file) and info["config_test"]["ok"] is True
@@ -85,7 +80,7 @@ def test_scaling_edits_its_own_config_and_a_broken_change_is_rolled_back(
     ctx = tools(tmp_path, inventory)
     original, master = nginx.config_file.read_text(), nginx.master_pid()
     nginx.config_file.chmod(0o640)
-    scaled = output(run(ctx, "nginx_scale_connections", worker_connections=128))
+    scaled = tool_output(run(ctx, "nginx_scale_connections", worker_connections=128))
     assert scaled["previous_worker_connections"] == 64 and scaled["capacity"] == 128
     assert scaled["config_file"] == str(nginx.config_file) and scaled["kept_across_restarts"] is True
     assert nginx.config_file.read_text() == original.replace("worker_connections 64;", "worker_connections 128;")

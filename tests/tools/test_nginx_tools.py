@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Stack, free_port, running_stack, wait_for
+from support import Stack, free_port, running_stack, tool_output, wait_for
 
 from opsgraph.graph.policy import ApprovalMode, review_step
 from opsgraph.graph.schemas import Health, PlanStep, StepVerdict
@@ -55,11 +55,6 @@ def run(stack: Stack, tool: str, **args: Any) -> ToolOutcome:
     return run_tool(tool, {"resource": "edge", **args}, tools(stack), 20)
 
 
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok and outcome.output is not None, outcome.error
-    return outcome.output
-
-
 def nginx_of(stack: Stack) -> LocalNginx:
     return LocalNginx.of(stack.state_dir, "edge")
 
@@ -81,7 +76,7 @@ def test_catalogue_declares_nginx_risks() -> None:
 
 
 def test_info_reads_status_and_capacity_from_the_live_config(stack: Stack) -> None:
-    info = output(run(stack, "nginx_info"))
+    info = tool_output(run(stack, "nginx_info"))
     assert info["reachable"] is True and info["status"]["active"] >= 1
     assert (info["worker_connections"], info["worker_processes"], info["capacity"]) == (WORKER_CONNECTIONS, 1, 128)
     assert info["recent_requests"]["total"] == 0 and info["recent_requests"]["error_rate_pct"] is None
@@ -99,11 +94,11 @@ def test_overload_is_seen_and_scaling_relieves_it_for_good(stack: Stack) -> None
         assert loaded.health is Health.FAILED and loaded.symptom == "nginx_connection_pressure"
         assert float(loaded.metrics["connections_used_pct"] or 0) >= 95
         assert "of capacity 128 (worker_connections 128 x 1 workers" in loaded.reasons[0]
-        assert output(run(stack, "nginx_info"))["status"]["reading"] >= 100  # slow clients, mid-request
+        assert tool_output(run(stack, "nginx_info"))["status"]["reading"] >= 100  # slow clients, mid-request
 
         lowered = run(stack, "nginx_scale_connections", worker_connections=64)
         assert not lowered.ok and "refusing to make pressure worse" in str(lowered.error)
-        scaled = output(run(stack, "nginx_scale_connections", worker_connections=256))
+        scaled = tool_output(run(stack, "nginx_scale_connections", worker_connections=256))
         assert scaled["previous_worker_connections"] == 128 and scaled["capacity"] == 256
         assert "worker_connections 256;" in nginx_of(stack).config_path.read_text()
         # The holder re-opens what the reload closed: the relief must hold under the same load.
@@ -182,7 +177,7 @@ def test_reload_runs_nginx_t_first_and_refuses_a_broken_config(stack: Stack) -> 
     master = nginx.master_pid()
     assert master is not None
     old_workers = nginx.worker_pids(master)
-    reloaded = output(run(stack, "nginx_reload"))
+    reloaded = tool_output(run(stack, "nginx_reload"))
     assert reloaded["workers"] and not set(reloaded["workers"]) & old_workers
     assert serves(stack)
 
@@ -194,7 +189,7 @@ def test_clear_connections_closes_idle_keepalive_connections(stack: Stack) -> No
         for sock in idle:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        cleared = output(run(stack, "nginx_clear_connections"))
+        cleared = tool_output(run(stack, "nginx_clear_connections"))
         assert cleared["active_before"] >= 21 and cleared["waiting_before"] >= 20
         assert cleared["active_after"] <= 2 and cleared["closed"] >= 19
         assert cleared["old_workers_still_running"] == []
@@ -207,16 +202,16 @@ def test_clear_connections_closes_idle_keepalive_connections(stack: Stack) -> No
 
 def test_a_scaled_value_survives_restarts_until_the_inventory_changes(stack: Stack) -> None:
     nginx = nginx_of(stack)
-    assert output(run(stack, "nginx_scale_connections", worker_connections=256))["kept_across_restarts"] is True
+    assert tool_output(run(stack, "nginx_scale_connections", worker_connections=256))["kept_across_restarts"] is True
     old_master = nginx.master_pid()
-    restarted = output(run(stack, "nginx_restart"))
+    restarted = tool_output(run(stack, "nginx_restart"))
     assert restarted["running"] is True and restarted["pid"] != old_master
-    assert output(run(stack, "nginx_info"))["capacity"] == 256
+    assert tool_output(run(stack, "nginx_info"))["capacity"] == 256
 
     # Back to the inventory's value: nothing left to keep.
-    output(run(stack, "nginx_scale_connections", worker_connections=WORKER_CONNECTIONS))
+    tool_output(run(stack, "nginx_scale_connections", worker_connections=WORKER_CONNECTIONS))
     assert nginx.override() is None
-    output(run(stack, "nginx_scale_connections", worker_connections=256))
+    tool_output(run(stack, "nginx_scale_connections", worker_connections=256))
 
     # The operator edits the inventory afterwards: the newer intent wins at the next start.
     data = stack.inventory.model_dump(mode="json")
@@ -243,7 +238,7 @@ def test_limits_and_unreachable_targets_are_data(tmp_path: Path) -> None:
     assert not never_started.ok and "start it with `opsgraph up`" in str(never_started.error)
     elsewhere = run_tool("nginx_clear_connections", {"resource": "far"}, ctx, 5)
     assert not elsewhere.ok and "only reachable for local resources" in str(elsewhere.error)
-    info = output(run_tool("nginx_info", {"resource": "far"}, ctx, 5))
+    info = tool_output(run_tool("nginx_info", {"resource": "far"}, ctx, 5))
     assert info["reachable"] is False and info["capacity"] is None
 
     snapshot = probe(inventory.get("far"))

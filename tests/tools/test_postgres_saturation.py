@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import yaml
 from outside_postgres import OutsidePostgres, outside_postgres
-from support import run_unattended, wait_for
+from support import run_unattended, session_alive, tool_output, wait_for
 
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.runbooks import RUNBOOKS
@@ -78,20 +78,6 @@ def write_inventory(folder: Path, server: OutsidePostgres, user: str = "postgres
 
 def run(inventory: Inventory, folder: Path, tool: str, **args: Any) -> ToolOutcome:
     return run_tool(tool, {"resource": "db", **args}, ToolContext(inventory, folder / "state"), 60)
-
-
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok, outcome.error
-    assert outcome.output is not None
-    return outcome.output
-
-
-def alive(conn: psycopg.Connection[Any]) -> bool:
-    try:
-        conn.execute("SELECT 1")
-    except psycopg.OperationalError:
-        return False
-    return True
 
 
 Open = Callable[..., psycopg.Connection[Any]]
@@ -165,7 +151,7 @@ def test_only_client_backends_count_against_the_ordinary_slots(
     assert metrics["connections_used_pct"] == round(100 * len(sessions) / ORDINARY_SLOTS, 2)
     assert metrics["background_processes"] == len(background)
 
-    facts = output(run(inventory, tmp_path, "postgres_info"))
+    facts = tool_output(run(inventory, tmp_path, "postgres_info"))
     for key in ("connections", "usable_connections", "superuser_reserved_connections", "connections_used_pct"):
         assert facts[key] == metrics[key], key
 
@@ -217,10 +203,10 @@ def test_a_full_server_is_relieved_by_ending_the_sessions_that_hold_it(
         for thread in threads:
             thread.join(timeout=10)
         assert len(ended) == 3 and all("terminat" in reason for reason in ended), ended
-        assert not any(alive(conn) for conn in idle)
+        assert not any(session_alive(conn) for conn in idle)
         queries = healthy.queries
         wait_for(lambda: healthy.queries > queries, "the healthy application to keep working", 10)
-        assert healthy.errors == [] and alive(healthy.conn)
+        assert healthy.errors == [] and session_alive(healthy.conn)
         assert probe(db).health is Health.HEALTHY
     finally:
         healthy.stop()

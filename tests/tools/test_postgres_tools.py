@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from support import Stack, free_port, running_stack, wait_for
+from support import Stack, free_port, running_stack, session_alive, tool_output, wait_for
 
 from opsgraph.graph.policy import ApprovalMode, review_step
 from opsgraph.graph.schemas import PlanStep, StepVerdict
@@ -79,20 +79,6 @@ def run(stack: Stack, tool: str, **args: Any) -> ToolOutcome:
     return run_tool(tool, {"resource": "db", **args}, ToolContext(stack.inventory, stack.state_dir), 30)
 
 
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok, outcome.error
-    assert outcome.output is not None
-    return outcome.output
-
-
-def alive(conn: psycopg.Connection[Any]) -> bool:
-    try:
-        conn.execute("SELECT 1")
-    except psycopg.OperationalError:
-        return False
-    return True
-
-
 def block_on_items(
     stack: Stack, open_session: Open, waiters: int
 ) -> tuple[psycopg.Connection[Any], list[threading.Thread]]:
@@ -105,7 +91,7 @@ def block_on_items(
         thread = threading.Thread(target=lambda c=waiter: c.execute("SELECT count(*) FROM items"), daemon=True)
         thread.start()
         threads.append(thread)
-    wait_for(lambda: output(run(stack, "postgres_info"))["blocked_queries"] >= waiters, "the waiters to queue")
+    wait_for(lambda: tool_output(run(stack, "postgres_info"))["blocked_queries"] >= waiters, "the waiters to queue")
     return holder, threads
 
 
@@ -125,7 +111,7 @@ def test_info_names_who_holds_connections_and_locks(stack: Stack, open_session: 
     for _ in range(3):
         open_session("app", "leaky")
     holder, threads = block_on_items(stack, open_session, waiters=2)
-    facts = output(run(stack, "postgres_info", long_query_s=0))
+    facts = tool_output(run(stack, "postgres_info", long_query_s=0))
 
     assert facts["max_connections"] == MAX_CONNECTIONS and facts["connected_as_superuser"] is True
     assert facts["connections"] == probe(stack.inventory.get("db")).metrics["connections"]  # counted alike
@@ -156,22 +142,22 @@ def test_kill_never_touches_superuser_replication_or_opsgraph_sessions(stack: St
     assert walsender.execute("IDENTIFY_SYSTEM").fetchone() is not None  # a working replication connection
     opsgraph_named = open_session("app", "opsgraph-agent")
 
-    facts = output(run(stack, "postgres_info"))
+    facts = tool_output(run(stack, "postgres_info"))
     assert facts["backend_types"]["walsender"] == 1
 
     # Everything idle named leaky, whoever holds it: only the three ordinary sessions go.
-    killed = output(run(stack, "postgres_kill_long_queries", state="idle", application_name="leaky"))
+    killed = tool_output(run(stack, "postgres_kill_long_queries", state="idle", application_name="leaky"))
     assert sorted(s["pid"] for s in killed["sessions"]) == sorted(c.info.backend_pid for c in leaks)
     assert killed["terminated"] == 3 and killed["not_terminated"] == []
     assert killed["spared"] == {"superuser": 1, "not_a_client_backend": 1}
-    assert not any(alive(conn) for conn in leaks)
+    assert not any(session_alive(conn) for conn in leaks)
 
     # The broadest filters: every idle session, every session of any role with no duration.
-    broad = output(run(stack, "postgres_kill_long_queries", min_duration_s=0, max_sessions=500))
+    broad = tool_output(run(stack, "postgres_kill_long_queries", min_duration_s=0, max_sessions=500))
     assert broad["terminated"] == 0, broad["sessions"]
     assert broad["spared"]["opsgraph"] == 1 and broad["spared"]["superuser"] >= 1
     assert broad["spared"]["own_session"] == 1
-    assert alive(superuser) and alive(walsender) and alive(opsgraph_named)
+    assert session_alive(superuser) and session_alive(walsender) and session_alive(opsgraph_named)
 
     # The terminating statement re-checks on its own, even when handed protected pids directly.
     protected = [superuser, walsender, opsgraph_named]
@@ -187,7 +173,7 @@ def test_kill_never_touches_superuser_replication_or_opsgraph_sessions(stack: St
             "own_prefix": "opsgraph",
         }
         assert len(rows) == 4 and admin.execute(postgres_tools.TERMINATE_SQL, params).fetchall() == []
-    assert all(alive(conn) for conn in protected)
+    assert all(session_alive(conn) for conn in protected)
 
 
 def test_a_role_that_cannot_see_sessions_terminates_none_of_them(stack: Stack, open_session: Open) -> None:
@@ -200,24 +186,26 @@ def test_a_role_that_cannot_see_sessions_terminates_none_of_them(stack: Stack, o
         ToolContext(as_watcher, stack.state_dir),
         10,
     )
-    result = output(outcome)
+    result = tool_output(outcome)
     assert result["terminated"] == 0 and result["spared"] == {"hidden": 2}
-    assert all(alive(conn) for conn in leaks)
+    assert all(session_alive(conn) for conn in leaks)
 
 
 def test_kill_filters_and_bounds(stack: Stack, open_session: Open) -> None:
     old = [open_session("app", "batch") for _ in range(2)]
     time.sleep(1.2)
     fresh = open_session("app", "batch")
-    bounded = output(
+    bounded = tool_output(
         run(stack, "postgres_kill_long_queries", state="idle", min_duration_s=1, user="app", max_sessions=1)
     )
     assert bounded["terminated"] == 1 and bounded["over_limit"] == 1
     assert bounded["sessions"][0]["pid"] in {conn.info.backend_pid for conn in old}
-    rest = output(run(stack, "postgres_kill_long_queries", state="idle", min_duration_s=1, application_name="batch"))
+    rest = tool_output(
+        run(stack, "postgres_kill_long_queries", state="idle", min_duration_s=1, application_name="batch")
+    )
     assert rest["terminated"] == 1
-    assert not any(alive(conn) for conn in old)
-    assert alive(fresh)  # idle for less than the minimum
+    assert not any(session_alive(conn) for conn in old)
+    assert session_alive(fresh)  # idle for less than the minimum
 
     other_db = open_session("app", "batch", dbname="postgres")
     sleeper = open_session("app", "batch")
@@ -226,29 +214,29 @@ def test_kill_filters_and_bounds(stack: Stack, open_session: Open) -> None:
     sleeping.start()
     wait_for(lambda: any(s["state"] == "active" for s in _batch(stack)), "the sleeping query")
 
-    preview = output(run(stack, "postgres_kill_long_queries", application_name="batch", dry_run=True))
+    preview = tool_output(run(stack, "postgres_kill_long_queries", application_name="batch", dry_run=True))
     assert preview["would_terminate"] == 3 and preview["terminated"] == 0
-    assert all(alive(conn) for conn in [fresh, other_db])
+    assert all(session_alive(conn) for conn in [fresh, other_db])
 
-    active = output(run(stack, "postgres_kill_long_queries", state="active", application_name="batch"))
+    active = tool_output(run(stack, "postgres_kill_long_queries", state="active", application_name="batch"))
     assert [s["pid"] for s in active["sessions"]] == [sleeper_pid]
     sleeping.join(timeout=5)
     assert not sleeping.is_alive()
 
-    elsewhere = output(run(stack, "postgres_kill_long_queries", database="postgres", application_name="batch"))
+    elsewhere = tool_output(run(stack, "postgres_kill_long_queries", database="postgres", application_name="batch"))
     assert [s["pid"] for s in elsewhere["sessions"]] == [other_db.info.backend_pid]
-    assert alive(fresh)
+    assert session_alive(fresh)
 
 
 def test_kill_blockers_only_frees_the_waiters(stack: Stack, open_session: Open) -> None:
     holder, threads = block_on_items(stack, open_session, waiters=3)
-    result = output(run(stack, "postgres_kill_long_queries", blockers_only=True))
+    result = tool_output(run(stack, "postgres_kill_long_queries", blockers_only=True))
     assert [s["pid"] for s in result["sessions"]] == [holder.info.backend_pid]
     assert result["sessions"][0]["state"] == "idle in transaction"
     for thread in threads:
         thread.join(timeout=5)
         assert not thread.is_alive()
-    assert output(run(stack, "postgres_info"))["blocked_queries"] == 0
+    assert tool_output(run(stack, "postgres_info"))["blocked_queries"] == 0
 
 
 @pytest.mark.parametrize(
@@ -276,15 +264,15 @@ def test_vacuum_a_table_and_the_database(stack: Stack, open_session: Open) -> No
     with connect(stack, "postgres") as admin:
         dead = "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'items'"
         wait_for(lambda: admin.execute(dead).fetchone() == (1900,), "the deletes to reach the statistics", 10)
-    one = output(run(stack, "postgres_vacuum", table="public.items"))
+    one = tool_output(run(stack, "postgres_vacuum", table="public.items"))
     assert one["vacuumed"] == "public.items"
     assert one["dead_tuples_before"] == 1900 and one["dead_tuples_after"] < 1900
-    everything = output(run(stack, "postgres_vacuum"))
+    everything = tool_output(run(stack, "postgres_vacuum"))
     assert everything["vacuumed"] == "database shop"
     assert "no table" in str(run(stack, "postgres_vacuum", table="missing").error)
     injected = run(stack, "postgres_vacuum", table="items; DROP TABLE items")
     assert not injected.ok and "invalid arguments" in str(injected.error)
-    assert output(run(stack, "postgres_vacuum", table="ITEMS"))["vacuumed"] == "public.items"  # folded like SQL
+    assert tool_output(run(stack, "postgres_vacuum", table="ITEMS"))["vacuumed"] == "public.items"  # folded like SQL
 
 
 def test_scale_connections_is_bounded_and_refuses_to_go_below_usage(stack: Stack, open_session: Open) -> None:
@@ -305,21 +293,21 @@ def test_scale_connections_is_bounded_and_refuses_to_go_below_usage(stack: Stack
 
 def test_scale_connections_then_undo_then_restart(stack: Stack) -> None:
     before = probe(stack.inventory.get("db"))
-    scaled = output(run(stack, "postgres_scale_connections", max_connections=60))
+    scaled = tool_output(run(stack, "postgres_scale_connections", max_connections=60))
     assert scaled["previous_max_connections"] == MAX_CONNECTIONS and scaled["max_connections"] == 60
     assert probe(stack.inventory.get("db")).metrics["max_connections"] == 60
-    undone = output(run(stack, "postgres_scale_connections", max_connections=scaled["previous_max_connections"]))
+    undone = tool_output(run(stack, "postgres_scale_connections", max_connections=scaled["previous_max_connections"]))
     assert undone["max_connections"] == MAX_CONNECTIONS
 
     pid = next(status.pid for status in stack.local.status() if status.name == "db")
-    restarted = output(run(stack, "postgres_restart"))
+    restarted = tool_output(run(stack, "postgres_restart"))
     assert restarted["running"] is True and restarted["pid"] != pid
     after = probe(stack.inventory.get("db"))
     assert after.health is before.health and after.metrics["max_connections"] == MAX_CONNECTIONS
 
 
 def _batch(stack: Stack) -> list[dict[str, Any]]:
-    facts = output(run(stack, "postgres_info", long_query_s=0))
+    facts = tool_output(run(stack, "postgres_info", long_query_s=0))
     return [s for s in facts["long_running"] if s["application_name"] == "batch"]
 
 
@@ -333,6 +321,6 @@ def _ignore_kill(conn: psycopg.Connection[Any], query: str) -> None:
 
 def test_query_text_never_carries_a_password(stack: Stack, open_session: Open) -> None:
     open_session("app", "secretive").execute("ALTER ROLE app PASSWORD 'hunter2'")  # trust auth: no effect
-    preview = output(run(stack, "postgres_kill_long_queries", application_name="secretive", dry_run=True))
+    preview = tool_output(run(stack, "postgres_kill_long_queries", application_name="secretive", dry_run=True))
     [session] = preview["sessions"]
     assert "hunter2" not in str(session["query"]) and "'***'" in str(session["query"])
