@@ -142,14 +142,19 @@ def test_only_client_backends_count_against_the_ordinary_slots(
     background = [row[0] for row in rows if row[0] != "client backend"]
     assert len(background) >= 4, background  # checkpointer, walwriter, background writer, launchers
 
-    seen = probe(inventory.get("db"))
+    # Neither the background processes nor the probe itself count. Reads are moments: the admin
+    # session above may still be exiting, so wait for the count to settle; a miscount never does.
+    def settled() -> Snapshot | None:
+        seen = probe(inventory.get("db"))
+        return seen if seen.metrics["connections"] == len(sessions) else None
+
+    seen = wait_for(settled, f"the probe to count the {len(sessions)} client sessions", 10)
     assert seen.health is Health.HEALTHY, seen.reasons
     metrics = seen.metrics
-    assert metrics["connections"] == len(sessions)  # neither the background processes nor the probe itself
     assert metrics["usable_connections"] == ORDINARY_SLOTS
     assert metrics["superuser_reserved_connections"] == RESERVED and metrics["max_connections"] == MAX_CONNECTIONS
     assert metrics["connections_used_pct"] == round(100 * len(sessions) / ORDINARY_SLOTS, 2)
-    assert metrics["background_processes"] == len(background)
+    assert int(metrics["background_processes"] or 0) >= 4  # autovacuum workers come and go: not an exact count
 
     facts = tool_output(run(inventory, tmp_path, "postgres_info"))
     for key in ("connections", "usable_connections", "superuser_reserved_connections", "connections_used_pct"):
