@@ -4,21 +4,26 @@ A thin registration layer over the catalogue: each tool's input schema is its
 Pydantic argument model, its annotations say read-only / destructive / idempotent.
 There is no human in an MCP call, so an access level decides which tools are served
 at all (read-only by default), and every call still passes the policy engine's hard
-limits (inventory scope, resource kind, the resource's risk ceiling and limits).
+limits (inventory scope, resource kind, the resource's risk ceiling and limits). Every
+mutating call leaves an intent row before and a result row after it in the ledger, under
+the caller `mcp:<client name>`, as the graph's executor does for its steps.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import time
+import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp import Context, FastMCP
 from mcp.types import ToolAnnotations
 
+from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import PlanStep, StepVerdict
+from opsgraph.graph.schemas import ActionRecord, PlanStep, StepVerdict
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import run_tool
@@ -46,16 +51,55 @@ def annotations_for(spec: ToolSpec[Any]) -> ToolAnnotations:
     )
 
 
+# The keyword FastMCP fills with the request's Context (found by its annotation; not in the schema).
+_MCP_CONTEXT = "mcp_context"
+
+
+def caller_of(context: Context | None) -> str:  # type: ignore[type-arg]
+    """`mcp:<client name>` as the client introduced itself at initialize (`mcp:unknown` otherwise)."""
+    try:
+        params = context.session.client_params if context is not None else None
+    except ValueError:  # no request in flight (a direct call)
+        params = None
+    return f"mcp:{params.clientInfo.name if params is not None else 'unknown'}"
+
+
+def _audited(spec: ToolSpec[Any], ctx: ToolContext, caller: str, arguments: dict[str, Any], timeout_s: float) -> Any:
+    """Run a mutating call between an intent row and a result row (key: a fresh id per call)."""
+    ledger = Ledger(ctx.state_dir / "ledger.sqlite")
+    key = f"{caller}:{uuid.uuid4().hex}"
+    ledger.record_intent(key, caller, 0, 0, spec.name, arguments)
+    started = time.time()
+    outcome = run_tool(spec.name, arguments, ctx, timeout_s)
+    record = ActionRecord(
+        index=0,
+        tool=spec.name,
+        args=arguments,
+        status="ok" if outcome.ok else "error",
+        output=outcome.output,
+        error=outcome.error,
+        started_at=started,
+        finished_at=time.time(),
+        data_check=outcome.data_check,
+    )
+    ledger.record_result(key, caller, 0, record)
+    return outcome
+
+
 def _handler(spec: ToolSpec[Any], ctx: ToolContext, timeout_s: float) -> Any:
     """A function whose signature is the tool's argument model (FastMCP derives the schema from it)."""
 
     def call(**arguments: Any) -> str:
-        step = PlanStep(tool=spec.name, args=arguments, rationale="MCP call", expected_effect="")
+        caller = caller_of(arguments.pop(_MCP_CONTEXT, None))
+        step = PlanStep(tool=spec.name, args=arguments, rationale=f"MCP call by {caller}", expected_effect="")
         scope = {resource.name for resource in ctx.inventory.resources}
         reviewed = review_step(0, step, ctx.inventory, scope, ApprovalMode.NONE)
         if reviewed.verdict is StepVerdict.REFUSE:
             raise ToolError(f"refused by policy: {reviewed.reason}")
-        outcome = run_tool(spec.name, arguments, ctx, timeout_s)
+        if spec.mutating:
+            outcome = _audited(spec, ctx, caller, arguments, timeout_s)
+        else:
+            outcome = run_tool(spec.name, arguments, ctx, timeout_s)
         if outcome.data_check is not None and not outcome.data_check.survived:
             lost = "; ".join(outcome.data_check.unexpected)
             raise ToolError(f"DATA SAFETY FAILURE after {spec.name}: {lost} (tool result: {outcome.error or 'ok'})")
@@ -72,6 +116,7 @@ def _handler(spec: ToolSpec[Any], ctx: ToolContext, timeout_s: float) -> Any:
         )
         for name, field in spec.args_model.model_fields.items()
     ]
+    parameters.append(inspect.Parameter(_MCP_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=Context, default=None))
     call.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
     call.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": str}
     return call

@@ -184,10 +184,22 @@ class RedisScaleMemoryArgs(ToolArgs):
 
 
 def redis_scale_memory(args: RedisScaleMemoryArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Raise maxmemory at runtime (CONFIG SET): relieves pressure, costs host memory."""
+    """Raise maxmemory at runtime (CONFIG SET): relieves pressure, costs host memory.
+
+    Only ever up: a tool named for relief must not be usable to squeeze a server (a
+    lower value, or a limit on a server that has none, is refused).
+    """
     client = kept_client(ctx.resource(args.resource))
     memory = client.info("memory")
     new_bytes = args.maxmemory_mb * MB
+    current = int(memory["maxmemory"] or 0)
+    if current == 0:
+        raise ToolError("maxmemory is 0 (no limit): setting one would lower it, not raise it; refusing")
+    if new_bytes <= current:
+        raise ToolError(
+            f"maxmemory {args.maxmemory_mb} MiB is not above the current {current / MB:g} MiB: "
+            "this tool only raises it; refusing"
+        )
     if new_bytes <= memory["used_memory"]:
         raise ToolError(
             f"maxmemory {args.maxmemory_mb} MiB would be below current usage "
@@ -435,7 +447,7 @@ TOOLS: list[ToolSpec[Any]] = [
         risk=Risk.DISRUPTIVE,
         run=redis_scale_memory,
         idempotent=True,
-        undo="redis_scale_memory with maxmemory_mb = previous_maxmemory_mb from the result",
+        undo="a human sets maxmemory back to previous_maxmemory_mb (CONFIG SET) once usage is below it",
         check_limits=_memory_ceiling,
     ),
     ToolSpec(

@@ -17,11 +17,13 @@ import yaml
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, Tool
+from mcp.types import CallToolResult, Implementation, Tool
 from support import Stack, free_port, redis_resource, running_stack
 
 from opsgraph.agents.toolbox import load_tools
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.probes import probe
+from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.risk import Risk
 
 
@@ -132,3 +134,33 @@ def test_langchain_adapters_load_our_server_and_an_extra_one(stack: Stack, tmp_p
     result = asyncio.run(info.ainvoke({"resource": "cache", "section": "memory"}))
     text = result if isinstance(result, str) else json.dumps(result)
     assert "maxmemory" in text
+
+
+def test_mutating_calls_over_mcp_leave_intent_and_result_rows(stack: Stack) -> None:
+    """No human approves an MCP call, but the ledger still says who did what, and what came of it."""
+    maxmemory_mb = int(probe(stack.inventory.get("cache")).metrics["maxmemory_mb"] or 0)
+
+    async def calls() -> list[CallToolResult]:
+        params = StdioServerParameters(command=sys.executable, args=server_args(stack, "--access", "all"))
+        client = Implementation(name="ops-bot", version="1.0")
+        async with stdio_client(params) as (read, write), ClientSession(read, write, client_info=client) as session:
+            await session.initialize()
+            return [
+                await session.call_tool("redis_scale_memory", {"resource": "cache", "maxmemory_mb": maxmemory_mb + 16}),
+                await session.call_tool("redis_scale_memory", {"resource": "cache", "maxmemory_mb": maxmemory_mb}),
+                await session.call_tool("redis_info", {"resource": "cache"}),
+            ]
+
+    raised, lowered, read = asyncio.run(calls())
+    assert not raised.isError and not read.isError
+    assert lowered.isError and "only raises it" in lowered.content[0].text  # type: ignore[union-attr]
+    rows = stack.context().ledger.actions("mcp:ops-bot")
+    assert [(row["phase"], row["tool"], row["status"]) for row in rows] == [
+        ("intent", "redis_scale_memory", None),
+        ("result", "redis_scale_memory", "ok"),
+        ("intent", "redis_scale_memory", None),
+        ("result", "redis_scale_memory", "error"),
+    ]  # the read left none
+    assert json.loads(rows[0]["args"]) == {"resource": "cache", "maxmemory_mb": maxmemory_mb + 16}
+    with redis_client(stack.inventory.get("cache")) as client:  # the module's server as the other tests expect it
+        client.config_set("maxmemory", f"{maxmemory_mb}mb")

@@ -87,11 +87,14 @@ def test_memory_purge_keeps_data(stack: Stack) -> None:
     assert client.get("k") == "v"
 
 
-def test_scale_memory_raises_and_refuses_to_lower_below_usage(stack: Stack) -> None:
+def test_scale_memory_only_raises(stack: Stack) -> None:
     cache = stack.inventory.get("cache")
     fill_redis_memory(cache)
-    lowered = run_tool("redis_scale_memory", {"resource": "cache", "maxmemory_mb": 8}, tools(stack), 5)
-    assert not lowered.ok and lowered.error is not None and "below current usage" in lowered.error
+    for lower in (8, 31, 32):  # below usage, below and at the current maxmemory (32 MiB)
+        lowered = run_tool("redis_scale_memory", {"resource": "cache", "maxmemory_mb": lower}, tools(stack), 5)
+        assert not lowered.ok and lowered.error is not None and "only raises it" in lowered.error, lower
+    with redis_client(cache) as client:
+        assert int(client.config_get("maxmemory")["maxmemory"]) == 32 * 2**20  # untouched
     raised = run_tool("redis_scale_memory", {"resource": "cache", "maxmemory_mb": 96}, tools(stack), 5)
     assert raised.ok, raised.error
     assert raised.output == {"previous_maxmemory_mb": 32.0, "maxmemory_mb": 96}
