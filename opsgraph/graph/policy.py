@@ -1,20 +1,19 @@
 """The policy engine: plain code that decides, for every plan step, whether it may run.
 
 The reasoning backend (runbook or model) only proposes; this module disposes. A step
-is refused when its tool is not in the catalogue, its arguments do not validate, its
-resource is outside the incident's scope or the inventory, its risk is above the
-resource's ceiling, or a resource limit would be broken. Otherwise the approval
-setting says whether a human must say yes first.
+is refused when the tools' guard (`opsgraph.tools.guard`, the same check every tool call
+passes) refuses it: tool not in the catalogue, arguments that do not validate, resource
+outside the incident's scope or the inventory, wrong kind or environment, risk above the
+resource's ceiling, a resource limit broken. Otherwise the approval setting says whether
+a human must say yes first — the one decision that is the graph's own.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ValidationError
-
 from opsgraph.graph.schemas import PlanStep, ReviewedStep, StepVerdict
-from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.guard import admit
 from opsgraph.tools.inventory import Inventory
 from opsgraph.tools.risk import Risk
 
@@ -47,29 +46,11 @@ def review_step(
     def verdict(kind: StepVerdict, reason: str, risk: Risk | None = None) -> ReviewedStep:
         return ReviewedStep(index=index, step=step, risk=risk, verdict=kind, reason=reason, digest=step.digest())
 
-    spec = CATALOGUE.get(step.tool)
-    if spec is None:
-        return verdict(StepVerdict.REFUSE, f"tool {step.tool!r} is not in the catalogue")
-    try:
-        args = spec.args_model.model_validate(step.args)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in error.errors())
-        return verdict(StepVerdict.REFUSE, f"invalid arguments for {step.tool}: {problems}", spec.risk)
-    if not inventory.has(args.resource):
-        return verdict(StepVerdict.REFUSE, f"resource {args.resource!r} is not in the inventory", spec.risk)
-    if args.resource not in scope:
-        return verdict(StepVerdict.REFUSE, f"resource {args.resource!r} is outside this incident's scope", spec.risk)
-    resource = inventory.get(args.resource)
-    if (misfit := spec.fits(resource)) is not None:
-        return verdict(StepVerdict.REFUSE, misfit, spec.risk)
-    if spec.risk.exceeds(resource.policy.max_risk):
-        return verdict(
-            StepVerdict.REFUSE,
-            f"{step.tool} is {spec.risk}; {resource.name} allows at most {resource.policy.max_risk}",
-            spec.risk,
-        )
-    if spec.check_limits is not None and (problem := spec.check_limits(args, resource)):
-        return verdict(StepVerdict.REFUSE, problem, spec.risk)
+    admission = admit(step.tool, step.args, inventory, scope)
+    spec = admission.spec
+    if admission.refusal is not None:
+        return verdict(StepVerdict.REFUSE, admission.refusal, spec.risk if spec is not None else None)
+    assert spec is not None  # an admitted call always has its tool
     if needs_human(spec.risk, mode):
         return verdict(StepVerdict.ASK, f"{spec.risk} step: approval={mode} asks a human first", spec.risk)
     if untrusted and spec.risk is Risk.DESTRUCTIVE:

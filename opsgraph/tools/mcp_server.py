@@ -3,10 +3,11 @@
 A thin registration layer over the catalogue: each tool's input schema is its
 Pydantic argument model, its annotations say read-only / destructive / idempotent.
 There is no human in an MCP call, so an access level decides which tools are served
-at all (read-only by default), and every call still passes the policy engine's hard
-limits (inventory scope, resource kind, the resource's risk ceiling and limits). Every
-mutating call leaves an intent row before and a result row after it in the ledger, under
-the caller `mcp:<client name>`, as the graph's executor does for its steps.
+at all (read-only by default), and every call still passes the hard limits of the
+runner's guard (inventory, resource kind and environment, the resource's risk ceiling
+and limits), as a step of the graph does. Every mutating call leaves an intent row
+before and a result row after it in the ledger, under the caller `mcp:<client name>`,
+as the graph's executor does for its steps.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from mcp.server.fastmcp import Context, FastMCP
 from mcp.types import ToolAnnotations
 
 from opsgraph.graph.ledger import Ledger
-from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import ActionRecord, PlanStep, StepVerdict
+from opsgraph.graph.schemas import ActionRecord
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import run_tool
@@ -91,11 +91,6 @@ def _handler(spec: ToolSpec[Any], ctx: ToolContext, timeout_s: float) -> Any:
 
     def call(**arguments: Any) -> str:
         caller = caller_of(arguments.pop(_MCP_CONTEXT, None))
-        step = PlanStep(tool=spec.name, args=arguments, rationale=f"MCP call by {caller}", expected_effect="")
-        scope = {resource.name for resource in ctx.inventory.resources}
-        reviewed = review_step(0, step, ctx.inventory, scope, ApprovalMode.NONE)
-        if reviewed.verdict is StepVerdict.REFUSE:
-            raise ToolError(f"refused by policy: {reviewed.reason}")
         if spec.mutating:
             outcome = _audited(spec, ctx, caller, arguments, timeout_s)
         else:

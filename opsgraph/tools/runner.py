@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.data_safety import DataCheck, check_after, fingerprint
+from opsgraph.tools.guard import admit
 from opsgraph.tools.spec import ToolContext
 
 log = logging.getLogger(__name__)
@@ -32,23 +32,17 @@ class ToolOutcome(BaseModel):
 
 
 def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: float) -> ToolOutcome:
-    """Validate and run a declared tool; anything undeclared or malformed is refused here too."""
+    """Run a declared tool once the guard admits the call (see `guard`): every path comes through here."""
     started = time.monotonic()
 
     def failed(message: str) -> ToolOutcome:
         return ToolOutcome(ok=False, error=message, duration_s=time.monotonic() - started)
 
-    spec = CATALOGUE.get(name)
-    if spec is None:
-        return failed(f"unknown tool {name!r}: not in the catalogue")
-    try:
-        args = spec.args_model.model_validate(raw_args)
-    except ValidationError as error:
-        return failed(f"invalid arguments for {name}: {error.errors(include_url=False)}")
-    if not ctx.inventory.has(args.resource):
-        return failed(f"resource {args.resource!r} is not in the inventory")
-
-    resource = ctx.resource(args.resource)
+    admission = admit(name, raw_args, ctx.inventory)
+    if admission.refusal is not None:
+        return failed(f"refused: {admission.refusal}")
+    spec, args, resource = admission.spec, admission.args, admission.resource
+    assert spec is not None and args is not None and resource is not None  # admitted
     before = fingerprint(resource, ctx.state_dir) if spec.checks_data else None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{name}")
     try:
