@@ -16,12 +16,13 @@ from typing import Any
 import psycopg
 import yaml
 
+from opsgraph.agents.records import Diagnosis, Incident, Plan, PlanStep
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import RunResult, incident_graph, start_incident
-from opsgraph.graph.schemas import Diagnosis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.runner import ToolOutcome
+from opsgraph.tools.snapshot import Snapshot
 
 
 def free_port() -> int:

@@ -25,9 +25,9 @@ from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 from support import Stack, free_port, redis_resource, running_stack
 
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "langgraph.json"

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from support import Stack, running_stack, shop_resources, stop, wait_for, watching
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.probes import probe
 from opsgraph.tools.runner import run_tool
+from opsgraph.tools.snapshot import Health, Snapshot
 from opsgraph.tools.traffic import TrafficPlan, TrafficStats, generate_traffic
 
 MAX_CONNECTIONS = 40

@@ -17,8 +17,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opsgraph.agents.records import Plan
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.schemas import Approval, Plan, ReviewedStep, StepVerdict
+from opsgraph.graph.schemas import Approval, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, conclude, event
 
 

@@ -15,10 +15,11 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.schemas import Health, Incident
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 
 def new_incident_id(resource: str) -> str:

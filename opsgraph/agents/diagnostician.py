@@ -8,9 +8,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from opsgraph.agents.evidence import ReadOnlyTools
+from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.schemas import Incident, Snapshot
 from opsgraph.graph.state import IncidentState, event, reasoning_entry
+from opsgraph.tools.snapshot import Snapshot
 
 
 def latest_snapshot(state: IncidentState) -> Snapshot:

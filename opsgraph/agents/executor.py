@@ -16,10 +16,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from opsgraph.agents.records import Incident, Plan
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.ledger import action_key
 from opsgraph.graph.policy import review_step
-from opsgraph.graph.schemas import ActionRecord, Incident, Plan, ReviewedStep, StepVerdict
+from opsgraph.graph.schemas import ActionRecord, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, event
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.runner import run_tool

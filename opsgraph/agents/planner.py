@@ -18,11 +18,12 @@ from langgraph.runtime import Runtime
 
 from opsgraph.agents.evidence import ReadOnlyTools
 from opsgraph.agents.reasoning import Reasoner
+from opsgraph.agents.records import Diagnosis, Incident, Plan
 from opsgraph.agents.runbooks import RunbookReasoner
 from opsgraph.agents.runbooks.common import BACKEND as RUNBOOK
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.policy import review_plan
-from opsgraph.graph.schemas import Diagnosis, Incident, Plan, ReviewedStep, StepVerdict
+from opsgraph.graph.schemas import ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, event, reasoning_entry
 from opsgraph.tools.inventory import Resource
 

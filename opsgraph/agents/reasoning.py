@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
+from opsgraph.agents.records import Diagnosis, Incident, Plan
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.runner import ToolOutcome
+from opsgraph.tools.snapshot import Snapshot
 
 
 class ReadTool(Protocol):

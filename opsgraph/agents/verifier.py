@@ -18,12 +18,14 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.schemas import ActionRecord, Health, Incident, Snapshot, Verification
+from opsgraph.graph.schemas import ActionRecord, Verification
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes import probe
 from opsgraph.tools.probes.grading import recovered_from
+from opsgraph.tools.snapshot import Health, Snapshot
 
 
 def watch_recovery(

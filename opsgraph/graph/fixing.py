@@ -14,8 +14,8 @@ from typing import Any
 from opsgraph.agents.detector import new_incident_id
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import NodeListener, RunResult, incident_graph, resume_incident, start_incident
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.probes import probe_all
+from opsgraph.tools.snapshot import Health
 
 # Given an approval request, return the operator's answer, or None to leave it pending.
 Approver = Callable[[dict[str, Any]], dict[str, Any] | None]

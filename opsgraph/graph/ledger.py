@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from opsgraph.graph.schemas import ActionRecord, Approval, Incident, Plan, ReviewedStep
+from opsgraph.agents.records import Incident, Plan
+from opsgraph.graph.schemas import ActionRecord, Approval, ReviewedStep
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

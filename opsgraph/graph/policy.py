@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from opsgraph.graph.schemas import PlanStep, ReviewedStep, StepVerdict
+from opsgraph.agents.records import PlanStep
+from opsgraph.graph.schemas import ReviewedStep, StepVerdict
 from opsgraph.tools.guard import admit
 from opsgraph.tools.inventory import Inventory
 from opsgraph.tools.risk import Risk

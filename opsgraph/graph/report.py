@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opsgraph.graph.schemas import ActionRecord, Diagnosis, Incident, Snapshot, Verification
+from opsgraph.agents.records import Diagnosis, Incident
+from opsgraph.graph.schemas import ActionRecord, Verification
 from opsgraph.graph.state import IncidentState
+from opsgraph.tools.snapshot import Snapshot
 
 
 def _tokens(log: list[dict[str, Any]]) -> dict[str, Any]:

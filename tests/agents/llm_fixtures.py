@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsgraph.graph.schemas import Health, Incident, Snapshot
+from opsgraph.agents.records import Incident
 from opsgraph.tools.inventory import Inventory, Resource
 from opsgraph.tools.runner import ToolOutcome
+from opsgraph.tools.snapshot import Health, Snapshot
 
 MiB = 2**20
 

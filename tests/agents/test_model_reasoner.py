@@ -20,7 +20,7 @@ from llm_fixtures import (
 from opsgraph.agents.llm import ModelReasoner
 from opsgraph.agents.llm.reasoner import FinalDiagnosis, FinalPlan
 from opsgraph.agents.llm.scripted import Reply, ScriptedChatModel, answer, text, tool_calls
-from opsgraph.graph.schemas import Diagnosis
+from opsgraph.agents.records import Diagnosis
 
 
 def reasoner(

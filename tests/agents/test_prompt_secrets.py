@@ -8,7 +8,7 @@ from llm_fixtures import DIAGNOSIS_ANSWER, PLAN_ANSWER, FakeRead, cache_inventor
 from opsgraph.agents.llm import ModelReasoner
 from opsgraph.agents.llm.reasoner import FinalDiagnosis, FinalPlan
 from opsgraph.agents.llm.scripted import ScriptedChatModel, answer, tool_calls
-from opsgraph.graph.schemas import Health, Snapshot
+from opsgraph.tools.snapshot import Health, Snapshot
 
 PASSWORD = "s3cr3t-Cache-Pw-991"  # held by the variable the inventory names
 OTHER = "Pg-Only-In-Urls-7731"  # appears only inside connection strings

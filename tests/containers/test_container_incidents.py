@@ -12,10 +12,10 @@ from support import running_stack
 
 from containers.docker_support import RunContainer, container_resource
 from opsgraph.graph.runtime import incident_graph, resume_incident, start_incident
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.docker_tools import MB
 from opsgraph.tools.faults import scenario_named
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 REDIS = ["redis-server", "--save", "", "--appendonly", "no"]
 

@@ -10,8 +10,9 @@ import redis
 from support import free_port, wait_for
 
 from containers.docker_support import TEST_LABEL, RunContainer, container_resource
+from opsgraph.agents.records import PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import Health, PlanStep, StepVerdict
+from opsgraph.graph.schemas import StepVerdict
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.docker_tools import MB
 from opsgraph.tools.environments import lifecycle_for
@@ -21,6 +22,7 @@ from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import run_tool
+from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext, ToolError
 
 # A process that holds about 24 MiB (a shell variable), then idles until SIGTERM.

@@ -21,9 +21,9 @@ from outside_postgres import OutsidePostgres, listening, outside_postgres
 from support import run_unattended
 
 from opsgraph.graph.runtime import RunResult
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.inventory import load_inventory
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 pytestmark = pytest.mark.timeout(120)
 

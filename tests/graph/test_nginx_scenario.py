@@ -20,7 +20,6 @@ from support import Stack, free_port, running_stack, wait_for
 
 from opsgraph.graph.fixing import fix_all
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.environments.local.nginx_server import LocalNginx
 from opsgraph.tools.faults import scenario_named
@@ -28,6 +27,7 @@ from opsgraph.tools.faults.nginx import stop_connection_holder
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.nginx_tools import read_stub_status
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(90)

@@ -2,8 +2,9 @@
 
 import pytest
 
+from opsgraph.agents.records import PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import PlanStep, ReviewedStep, StepVerdict
+from opsgraph.graph.schemas import ReviewedStep, StepVerdict
 from opsgraph.tools.inventory import parse_inventory
 
 INVENTORY = parse_inventory(

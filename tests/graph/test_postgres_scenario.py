@@ -21,13 +21,14 @@ import httpx
 import pytest
 from support import Stack, running_stack, shop_resources, wait_for
 
+from opsgraph.agents.records import Incident
 from opsgraph.agents.runbooks import RUNBOOKS
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health, Incident, Snapshot
 from opsgraph.tools.faults import scenario_named
 from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.runner import ToolOutcome
+from opsgraph.tools.snapshot import Health, Snapshot
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(90)

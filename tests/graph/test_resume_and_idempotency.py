@@ -11,11 +11,12 @@ from langgraph.runtime import Runtime
 from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.executor import executor
+from opsgraph.agents.records import Incident, Plan, PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_plan
-from opsgraph.graph.schemas import Health, Incident, Plan, PlanStep
 from opsgraph.graph.state import IncidentState
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 RUN_IN_NEW_PROCESS = """
 import json, sys

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from support import ScriptedReasoner, redis_resource, running_stack, stop, wait_for, watching
 
+from opsgraph.agents.records import Incident, Plan
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health, Incident, Plan
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 
 def test_one_fault_opens_exactly_one_incident_which_is_fixed(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.probes.grading import Finding, recovered_from, snapshot_of, unreachable
+from opsgraph.tools.snapshot import Health
 
 RESOURCE = parse_inventory({"resources": [{"name": "db", "kind": "postgres", "connection": {"port": 1}}]}).get("db")
 CONFIG = Finding(Health.DEGRADED, "postgres_config_invalid", "postgresql.conf:3: invalid value")

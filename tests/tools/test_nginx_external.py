@@ -15,12 +15,12 @@ from support import fast_context, tool_output, wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.environments.nginx_control import NginxControl
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.nginx_tools import config as nginx_config
 from opsgraph.tools.probes import probe
 from opsgraph.tools.runner import ToolOutcome, run_tool
+from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from support import Stack, free_port, running_stack, tool_output, wait_for
 
+from opsgraph.agents.records import PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import Health, PlanStep, StepVerdict
+from opsgraph.graph.schemas import StepVerdict
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.environments.local.nginx_server import LocalNginx
@@ -24,6 +25,7 @@ from opsgraph.tools.nginx_tools import read_stub_status
 from opsgraph.tools.probes import probe
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome, run_tool
+from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(60)

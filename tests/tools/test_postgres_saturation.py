@@ -22,12 +22,13 @@ from outside_postgres import OutsidePostgres, outside_postgres
 from support import run_unattended, session_alive, tool_output, wait_for
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Incident
 from opsgraph.agents.runbooks import RUNBOOKS
 from opsgraph.agents.runbooks.postgres import LONG_QUERY_S
-from opsgraph.graph.schemas import Health, Incident, Snapshot
 from opsgraph.tools.inventory import Inventory, Resource, load_inventory, parse_inventory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.runner import ToolOutcome, run_tool
+from opsgraph.tools.snapshot import Health, Snapshot
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(120)

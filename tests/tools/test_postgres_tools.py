@@ -17,8 +17,9 @@ import psycopg
 import pytest
 from support import Stack, free_port, running_stack, session_alive, tool_output, wait_for
 
+from opsgraph.agents.records import PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import PlanStep, StepVerdict
+from opsgraph.graph.schemas import StepVerdict
 from opsgraph.tools import postgres_tools
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.inventory import parse_inventory

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from support import Stack, redis_resource, running_stack
 
+from opsgraph.agents.records import PlanStep
 from opsgraph.graph.policy import ApprovalMode, review_step
-from opsgraph.graph.schemas import PlanStep, StepVerdict
+from opsgraph.graph.schemas import StepVerdict
 from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.runner import run_tool
 from opsgraph.tools.spec import ToolContext

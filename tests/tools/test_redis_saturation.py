@@ -23,13 +23,13 @@ from support import fast_context, wait_for
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
-from opsgraph.graph.schemas import Health
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.environments.liveness import REDIS_FULL
 from opsgraph.tools.inventory import Resource, load_inventory
 from opsgraph.tools.probes import probe
 from opsgraph.tools.redis_tools import KEPT_CLIENT_NAME, MIN_IDLE_FLOOR_S, forget_kept_clients, kept_client
 from opsgraph.tools.runner import run_tool
+from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext
 
 pytestmark = pytest.mark.timeout(120)

@@ -27,13 +27,14 @@ from opsgraph.agents.compaction import compact
 from opsgraph.agents.llm import prompts
 from opsgraph.agents.models import model_name
 from opsgraph.agents.reasoning import ReadTool, Reasoner
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.redaction import inventory_secrets, redact
 from opsgraph.agents.runbooks import RunbookReasoner
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.inventory import Inventory, Resource
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome
+from opsgraph.tools.snapshot import Snapshot
 from opsgraph.tools.spec import ToolSpec
 
 log = logging.getLogger(__name__)

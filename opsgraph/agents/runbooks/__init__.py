@@ -9,10 +9,11 @@ One module per target kind holds its signatures (`RUNBOOKS`: symptom → Runbook
 from __future__ import annotations
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Diagnosis, Incident, Plan
 from opsgraph.agents.runbooks import containers, nginx, postgres, redis
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.graph.schemas import Diagnosis, Incident, Plan, Snapshot
 from opsgraph.tools.inventory import Resource
+from opsgraph.tools.snapshot import Snapshot
 
 
 def _registry(*tables: dict[str, Runbook]) -> dict[str, Runbook]:

@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from opsgraph.agents.reasoning import ReadTool
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, Snapshot
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan
 from opsgraph.tools.inventory import Resource
+from opsgraph.tools.snapshot import Snapshot
 
 BACKEND = "runbook"
 

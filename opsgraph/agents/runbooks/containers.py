@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
+from opsgraph.tools.snapshot import Snapshot
 
 LOG_LINES = 20
 LOG_LINES_IN_EVIDENCE = 5

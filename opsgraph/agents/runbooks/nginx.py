@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.environments.external import not_configured
 from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.snapshot import Snapshot
 
 # After a scale-up, active connections should fill at most this share of capacity: well
 # under the default degraded band (80 %), with room for the growth that caused the incident.

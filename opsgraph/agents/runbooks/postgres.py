@@ -31,11 +31,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs, restart_refusal
 from opsgraph.tools.probes.postgres_probe import NO_SLOT
+from opsgraph.tools.snapshot import Snapshot
 
 # Sessions of one application or role in one state holding at least this share of the ordinary slots
 # are the pressure (a leak, a pile of long queries), not ordinary use.

@@ -12,12 +12,13 @@ import math
 from typing import Any
 
 from opsgraph.agents.reasoning import ReadTool
+from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.graph.schemas import Diagnosis, Hypothesis, Incident, Plan, PlanStep, Snapshot
 from opsgraph.tools.environments.liveness import REDIS_FULL
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.redis_probe import CLIENT_PRESSURE, CLIENTS_EXHAUSTED
 from opsgraph.tools.redis_tools import MIN_IDLE_FLOOR_S
+from opsgraph.tools.snapshot import Snapshot
 
 # After a scale-up, Redis should sit at this share of maxmemory: well under the default
 # degraded band (85 %), leaving room for the growth that caused the incident.

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opsgraph.graph.schemas import Snapshot
 from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 from opsgraph.tools.probes.container_probe import probe_container
 from opsgraph.tools.probes.http_probe import probe_http
 from opsgraph.tools.probes.nginx_probe import probe_nginx
 from opsgraph.tools.probes.postgres_probe import probe_postgres
 from opsgraph.tools.probes.redis_probe import probe_redis
+from opsgraph.tools.snapshot import Snapshot
 
 _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
     ResourceKind.REDIS: probe_redis,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.docker_tools import read_container
 from opsgraph.tools.environments.docker import ContainerMissing, DockerError, docker_client, get_container
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of
+from opsgraph.tools.snapshot import Health, Snapshot
 
 PROBE_TIMEOUT_S = 5.0
 

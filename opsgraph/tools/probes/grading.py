@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.inventory import Band, Resource
+from opsgraph.tools.snapshot import Health, Snapshot
 
 
 def grade(value: float, band: Band) -> Health:

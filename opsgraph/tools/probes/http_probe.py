@@ -11,9 +11,9 @@ import time
 
 import httpx
 
-from opsgraph.graph.schemas import Snapshot
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
+from opsgraph.tools.snapshot import Snapshot
 
 TIMEOUT_S = 3.0
 

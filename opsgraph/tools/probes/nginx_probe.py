@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import httpx
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.environments.local.nginx_server import LocalNginx
 from opsgraph.tools.environments.nginx_control import NginxControl
 from opsgraph.tools.inventory import Resource
@@ -44,6 +43,7 @@ from opsgraph.tools.nginx_tools import (
     serving_nginx,
 )
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
+from opsgraph.tools.snapshot import Health, Snapshot
 
 
 def _capacity(nginx: NginxControl | None) -> Capacity | None:

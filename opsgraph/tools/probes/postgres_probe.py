@@ -17,11 +17,11 @@ from typing import Any
 
 import psycopg
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 from opsgraph.tools.probes.postgres_config import ConfigError, config_errors
+from opsgraph.tools.snapshot import Health, Snapshot
 
 # What PostgreSQL says to a connection it has no slot for (15: "... for non-replication superuser
 # connections"; 16: "... for roles with the SUPERUSER attribute").

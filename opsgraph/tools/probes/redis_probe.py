@@ -14,11 +14,11 @@ import time
 
 import redis
 
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.environments.liveness import REDIS_FULL
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of, unreachable
 from opsgraph.tools.redis_tools import MB, kept_client, read_info
+from opsgraph.tools.snapshot import Health, Snapshot
 
 CLIENTS_EXHAUSTED = "redis_clients_exhausted"  # clients at/over the failed band of maxclients
 CLIENT_PRESSURE = "redis_client_pressure"  # clients in the degraded band

@@ -1,0 +1,73 @@
+"""The records of reasoning: the incident a backend is asked about, and its diagnosis and plan.
+
+They are what every reasoning backend (the runbook, a language model) takes and returns,
+so they live with the backends. Pydantic models: anything a backend produces is validated
+before the policy engine sees it. The graph state stores them as plain JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsgraph.tools.snapshot import Health
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Incident(_Record):
+    incident_id: str
+    resource: str
+    kind: str
+    symptom: str
+    fingerprint: str = Field(description="resource + symptom: the same fault gives the same fingerprint")
+    severity: Health
+    fault_started_at: float = Field(description="When the fault began, if known (injection time), else first seen")
+    detected_at: float
+
+
+class Hypothesis(_Record):
+    cause: str
+    likelihood: Annotated[float, Field(ge=0, le=1)]
+    evidence_for: list[str] = []
+    evidence_against: list[str] = []
+
+
+class Diagnosis(_Record):
+    root_cause: str
+    symptom: str
+    evidence: list[str]
+    hypotheses: list[Hypothesis] = []
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    severity: Health
+    backend: str = Field(description="Which reasoning backend produced this (runbook, a model name)")
+    tokens: dict[str, int] = Field(default_factory=dict, description="Model usage: input_tokens, output_tokens")
+    fallback: str | None = Field(None, description="Why a model's answer was replaced by the runbook's, if it was")
+
+
+class PlanStep(_Record):
+    tool: str
+    args: dict[str, Any]
+    rationale: str
+    expected_effect: str
+    undo: str | None = None
+
+    def digest(self) -> str:
+        """Fingerprint of exactly what would run: an approval is bound to it."""
+        canonical = json.dumps({"tool": self.tool, "args": self.args}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Plan(_Record):
+    steps: list[PlanStep]
+    summary: str
+    backend: str
+    tokens: dict[str, int] = Field(default_factory=dict, description="Model usage: input_tokens, output_tokens")
+    fallback: str | None = Field(None, description="Why a model's plan was replaced by the runbook's, if it was")
+    # A plan written after reading tool output or logs may have been steered by them.
+    informed_by_untrusted_text: bool = False
