@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from opsgraph.graph.schemas import Snapshot
+from opsgraph.tools.snapshot import Snapshot
 
 out = Console()
 err = Console(stderr=True)
@@ -22,9 +26,64 @@ err = Console(stderr=True)
 _HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "red"}
 
 
+def print_json_lines(records: Iterable[dict[str, Any]]) -> None:
+    """The `--json` convention of every command: one compact JSON object per line on stdout."""
+    for record in records:
+        print(json.dumps(record, default=str), flush=True)
+
+
 def show_node(node: str, update: dict[str, Any]) -> None:
     for entry in update.get("timeline", []):
         err.print(f"[bold cyan]{node:>13}[/] {escape(entry['event'])}", highlight=False)
+
+
+def _log_record(level: str, message: str, fields: dict[str, Any]) -> str:
+    """One event as one JSON line: UTC timestamp, level, message, then the event's own fields."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps({"ts": stamp, "level": level, "message": message, **fields}, default=str)
+
+
+class EventLog:
+    """Where a long-running command (`watch`) reports events, on stderr.
+
+    On a terminal: readable lines for a person. Anywhere else (a file, a pipe, a container
+    log): one JSON object per line with `ts`, `level` and `message`, never wrapped, so a
+    log shipper or `grep` sees exactly one line per event, in order, with its time.
+    """
+
+    def __init__(self, structured: bool | None = None) -> None:
+        self.structured = not sys.stderr.isatty() if structured is None else structured
+        self._lock = threading.Lock()  # incident runs report from several threads
+
+    def say(self, text: str, level: str = "info", **fields: Any) -> None:
+        if self.structured:
+            self._write(_log_record(level, text, fields))
+            return
+        style = {"warning": "yellow", "error": "red"}.get(level)
+        line = f"[{style}]{escape(text)}[/]" if style else escape(text)
+        if node := fields.get("node"):
+            line = f"[bold cyan]{escape(str(node)):>13}[/] {line}"
+        err.print(line, highlight=False, soft_wrap=True)
+
+    def capture_logging(self) -> None:
+        """Route Python logging (e.g. a crashed run's traceback) through the same one-line form."""
+        if not self.structured:
+            return
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonFormatter())
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {"logger": record.name}
+        if record.exc_info:
+            fields["traceback"] = self.formatException(record.exc_info)
+        return _log_record(record.levelname.lower(), record.getMessage(), fields)
 
 
 def scan_table(snapshots: list[Snapshot], runners: dict[str, str]) -> Table:
@@ -57,7 +116,7 @@ def terminal_approver(approver_name: str | None) -> Any:
             err.print(f"    why: {escape(step['rationale'])}\n    expect: {escape(step['expected_effect'])}")
             if step.get("undo"):
                 err.print(f"    undo: {escape(step['undo'])}")
-        err.print("Approve? [y/N] ", end="")
+        err.print(escape("Approve? [y/N] "), end="")
         line = sys.stdin.readline()
         if not line:
             err.print("\nno answer (stdin closed): the incident stays paused and checkpointed")

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any, Protocol
 
 from opsgraph.agents.detector import fingerprint, new_incident_id
 from opsgraph.graph.context import Context
@@ -34,11 +35,17 @@ from opsgraph.graph.runtime import (
     is_unfinished,
     start_incident,
 )
-from opsgraph.graph.schemas import Health, Snapshot
 from opsgraph.tools.probes import probe_all
+from opsgraph.tools.snapshot import Health, Snapshot
 
-Say = Callable[[str], None]
 log = logging.getLogger(__name__)
+
+
+class Say(Protocol):
+    """Where the watcher reports an event: a sentence, its level (info, warning, error) and
+    fields that name what it is about (resource, incident_id, node…) for structured logs."""
+
+    def __call__(self, text: str, level: str = "info", **fields: Any) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,13 +56,10 @@ class WatchSettings:
 
 
 class Watcher:
-    def __init__(
-        self, context: Context, settings: WatchSettings, say: Say, on_node: NodeListener | None = None
-    ) -> None:
+    def __init__(self, context: Context, settings: WatchSettings, say: Say) -> None:
         self._context = context
         self._settings = settings
         self._say = say
-        self._on_node = on_node
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
         self.finished: list[RunResult] = []
@@ -70,7 +74,7 @@ class Watcher:
         ):
             for incident_id in ledger.ids_with_status("open"):
                 if is_unfinished(graph, incident_id):
-                    self._say(f"resuming {incident_id} from its last checkpoint")
+                    self._say(f"resuming {incident_id} from its last checkpoint", incident_id=incident_id)
                     pool.submit(self._guarded, incident_id, partial(self._continue, graph, incident_id))
             while not stop.is_set():
                 for snapshot in probe_all(self._context.inventory):
@@ -94,26 +98,44 @@ class Watcher:
                 self._held_said.add(holder)
                 self._say(
                     f"{snapshot.resource}: {snapshot.health}, but held by data-safety failure {holder}: "
-                    f"no action until `opsgraph incidents release {holder}`"
+                    f"no action until `opsgraph incidents release {holder}`",
+                    "warning",
+                    resource=snapshot.resource,
+                    incident_id=holder,
                 )
             return
         closed_at = ledger.last_closed_at(key)
         if closed_at is not None and time.time() - closed_at < self._settings.cooldown_s:
             return
         incident_id = new_incident_id(snapshot.resource)
-        self._say(f"{snapshot.resource}: {snapshot.health} ({'; '.join(snapshot.reasons)}) -> {incident_id}")
+        self._say(
+            f"{snapshot.resource}: {snapshot.health} ({'; '.join(snapshot.reasons)}) -> {incident_id}",
+            "warning",
+            resource=snapshot.resource,
+            incident_id=incident_id,
+            symptom=snapshot.symptom,
+        )
         with self._lock:
             self._in_flight.add(key)
 
         def run() -> RunResult:
             return start_incident(
-                graph, self._context, snapshot.resource, incident_id, snapshot.taken_at, self._on_node
+                graph, self._context, snapshot.resource, incident_id, snapshot.taken_at, self._progress(incident_id)
             )
 
         pool.submit(self._guarded, key, run)
 
     def _continue(self, graph: IncidentGraph, incident_id: str) -> RunResult:
-        return continue_incident(graph, self._context, incident_id, self._on_node)
+        return continue_incident(graph, self._context, incident_id, self._progress(incident_id))
+
+    def _progress(self, incident_id: str) -> NodeListener:
+        """Each node's timeline entries as events naming the incident: runs go on in parallel."""
+
+        def report(node: str, update: dict[str, Any]) -> None:
+            for entry in update.get("timeline", []):
+                self._say(entry["event"], node=node, incident_id=incident_id)
+
+        return report
 
     def _guarded(self, key: str, run: Callable[[], RunResult]) -> None:
         """Run one incident; a crash is reported loudly but does not stop the watcher."""
@@ -121,11 +143,20 @@ class Watcher:
             result = run()
         except Exception as error:  # logged with its traceback; the checkpoint keeps the state
             log.exception("incident run for %s crashed", key)
-            self._say(f"{key}: incident run crashed ({type(error).__name__}: {error}); its checkpoint is kept")
+            self._say(
+                f"{key}: incident run crashed ({type(error).__name__}: {error}); its checkpoint is kept",
+                "error",
+                fingerprint=key,
+            )
             return
         finally:
             with self._lock:
                 self._in_flight.discard(key)
         record = summary(result)
         self.finished.append(result)
-        self._say(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}".rstrip())
+        self._say(
+            f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}".rstrip(),
+            "info" if record.get("resolved") else "warning",
+            incident_id=record["incident_id"],
+            outcome=record["outcome"],
+        )

@@ -80,14 +80,27 @@ def _one_request(client: httpx.Client, product_ids: list[int], user: str) -> htt
     return client.post("/orders", json={"user": user})
 
 
+def _product_ids(base_url: str) -> list[int]:
+    """The shop's product ids: also the check that the target is up and is the sample app."""
+    try:
+        with httpx.Client(base_url=base_url, timeout=5.0) as client:
+            catalogue = client.get("/products").raise_for_status().json()
+        return [int(product["id"]) for product in catalogue] or [1]
+    except httpx.TransportError as error:
+        raise TrafficError(f"{base_url} does not answer ({type(error).__name__}: {error}); is it up?") from None
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        raise TrafficError(f"{base_url}/products answered {status}: is the sample app behind it up?") from None
+    except (ValueError, KeyError, TypeError):
+        raise TrafficError(f"{base_url}/products is not the sample app's product list") from None
+
+
 def generate_traffic(plan: TrafficPlan, stop: threading.Event | None = None) -> TrafficStats:
     """Send requests at about `rate_per_s` for `duration_s` (or until `stop`), and count outcomes."""
     plan.validate()
     stop = stop or threading.Event()
     stats = TrafficStats()
-    with httpx.Client(base_url=plan.base_url, timeout=5.0) as client:
-        catalogue = client.get("/products").raise_for_status().json()
-        product_ids = [int(product["id"]) for product in catalogue] or [1]
+    product_ids = _product_ids(plan.base_url)
     deadline = time.monotonic() + plan.duration_s
     interval = plan.workers / plan.rate_per_s
 

@@ -5,6 +5,8 @@ One module per command group; importing them registers their commands on `app`.
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from opsgraph.graph.cli import catalogue, faults, incidents, stack
 from opsgraph.graph.cli.app import OPERATOR_ERRORS, app
 from opsgraph.graph.console import err
@@ -18,5 +20,5 @@ def run() -> None:
         app()
     except OPERATOR_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        err.print(f"[red]error:[/] {message}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None

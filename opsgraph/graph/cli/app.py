@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +53,9 @@ StateOption = Annotated[
 ApprovalOption = Annotated[
     ApprovalMode, typer.Option("--approval", help="Which steps wait for a human: risky, all or none.")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per incident on stdout.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="JSON Lines on stdout (one object per line); progress stays on stderr.")
+]
 ApproverOption = Annotated[str | None, typer.Option("--approver", help="Name recorded with approvals.")]
 
 
@@ -69,8 +72,20 @@ def local_stack(inventory: Path, state_dir: Path) -> LocalStack:
     return LocalStack(state_dir, inventory_or_exit(inventory))
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"opsgraph {version('opsgraph')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -3,36 +3,55 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from opsgraph.graph.cli.app import (
     InventoryOption,
+    JsonOption,
     StateOption,
     app,
     inventory_or_exit,
 )
-from opsgraph.graph.console import err, out
-from opsgraph.tools.spec import ToolContext
+from opsgraph.graph.console import err, out, print_json_lines
+from opsgraph.tools.spec import ToolContext, ToolSpec
 
 
 @app.command("tools", rich_help_panel="Tools")
-def tools_command() -> None:
+def tools_command(as_json: JsonOption = False) -> None:
     """List the tool catalogue: name, target, risk, undo."""
     from rich.table import Table
 
     from opsgraph.tools.catalogue import CATALOGUE
 
+    specs = sorted(CATALOGUE.values(), key=lambda s: s.name)
+    if as_json:
+        print_json_lines(_tool_record(spec) for spec in specs)
+        return
     table = Table(title="OpsGraph tool catalogue")
     for column in ("tool", "acts on", "risk", "what it does", "undo"):
         table.add_column(column)
-    for spec in sorted(CATALOGUE.values(), key=lambda s: s.name):
+    for spec in specs:
         where = f"any {spec.where} resource" if spec.environments else "any resource"
         target = str(spec.target_kind) if spec.target_kind else where
         table.add_row(spec.name, target, str(spec.risk), spec.description, spec.undo or "")
     out.print(table)
+
+
+def _tool_record(spec: ToolSpec[Any]) -> dict[str, Any]:
+    """A tool as data: null `target_kind` / `environments` mean any."""
+    return {
+        "name": spec.name,
+        "target_kind": spec.target_kind,
+        "environments": sorted(spec.environments) if spec.environments is not None else None,
+        "risk": spec.risk,
+        "description": spec.description,
+        "undo": spec.undo,
+        "idempotent": spec.idempotent,
+        "arguments": spec.args_model.model_json_schema(),
+    }
 
 
 @app.command(rich_help_panel="Tools")

@@ -12,11 +12,12 @@ from rich.markup import escape
 from opsgraph.graph.cli.app import (
     SCENARIO_HELP,
     InventoryOption,
+    JsonOption,
     StateOption,
     app,
     inventory_or_exit,
 )
-from opsgraph.graph.console import err
+from opsgraph.graph.console import err, print_json_lines
 from opsgraph.tools.faults import Scenario, UnknownScenario, scenario_named, target_of
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolContext
@@ -38,7 +39,7 @@ def _aim(
 
 def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
     scenario, target, ctx = _aim(scenario_name, inventory_path, state_dir, resource)
-    return {"resource": target.name, **scenario.inject(target, ctx)}
+    return {"scenario": scenario.name, "resource": target.name, **scenario.inject(target, ctx)}
 
 
 @app.command(rich_help_panel="Faults")
@@ -47,10 +48,11 @@ def inject(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Inject a real fault into a real target (see the scenario list in --help)."""
     result = inject_scenario(scenario, inventory, state_dir, resource)
-    err.print(f"injected {scenario}: {json.dumps(result)}")
+    _report(f"injected {scenario}", result, as_json)
 
 
 @app.command(rich_help_panel="Faults")
@@ -59,11 +61,22 @@ def reset(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     resource: Annotated[str | None, typer.Option(help="Target resource (default: the first of its kind).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Take an injected fault away again (ballast, held sessions, connection holders)."""
     chosen, target, ctx = _aim(scenario, inventory, state_dir, resource)
+    aimed = {"scenario": chosen.name, "resource": target.name}
     if chosen.reset is None:
         err.print(f"{scenario} has nothing to reset: fixing the incident ends it")
+        if as_json:
+            print_json_lines([{**aimed, "nothing_to_reset": True}])
         return
-    result = chosen.reset(target, ctx)
-    err.print(f"reset {scenario} on {target.name}: {json.dumps(result, default=str)}")
+    _report(f"reset {scenario} on {target.name}", {**aimed, **chosen.reset(target, ctx)}, as_json)
+
+
+def _report(what: str, result: dict[str, Any], as_json: bool) -> None:
+    """The result as one JSON line on stdout with --json; otherwise one progress line on stderr."""
+    if as_json:
+        print_json_lines([result])
+    else:
+        err.print(f"{what}: {escape(json.dumps(result, default=str))}", highlight=False)

@@ -23,7 +23,7 @@ from opsgraph.graph.cli.app import (
     local_stack,
 )
 from opsgraph.graph.cli.faults import inject_scenario
-from opsgraph.graph.console import err, out, show_node, show_report, terminal_approver
+from opsgraph.graph.console import EventLog, err, out, print_json_lines, show_node, show_report, terminal_approver
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
 
@@ -44,16 +44,21 @@ def run_fix(
     context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
     results = fix_all(context, terminal_approver(approver), show_node, fault_started_at)
     summaries = [summary(result) for result in results]
-    for record in summaries:
-        if as_json:
-            print(json.dumps(record, default=str), flush=True)
-        elif "fingerprint" in record:  # a full incident report
-            show_report(record)
-        else:
-            out.print(escape(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}"))
+    if as_json:
+        print_json_lines(summaries)
+    else:
+        for record in summaries:
+            _show_summary(record)
     if not summaries:
         err.print("every resource is healthy: nothing to fix")
     return summaries
+
+
+def _show_summary(record: dict[str, Any]) -> None:
+    if "fingerprint" in record:  # a full incident report
+        show_report(record)
+    else:
+        out.print(escape(f"{record['incident_id']}: {record['outcome']} {record.get('outcome_detail') or ''}"))
 
 
 @app.command(rich_help_panel="Incidents")
@@ -101,7 +106,10 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between probes of the inventory.")] = 5.0,
     cooldown: Annotated[float, typer.Option(help="Seconds before a closed fingerprint may open again.")] = 60.0,
 ) -> None:
-    """Probe continuously; open one incident per new fault; risky plans wait for `opsgraph approve`."""
+    """Probe continuously; open one incident per new fault; risky plans wait for `opsgraph approve`.
+
+    Logs go to stderr: readable on a terminal, one JSON object per event (ts, level, message) otherwise.
+    """
     import signal
     import threading
 
@@ -114,8 +122,15 @@ def watch(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     settings = WatchSettings(interval_s=interval, cooldown_s=cooldown)
-    err.print(f"watching {inventory} every {interval:g} s (approval={approval.value}); SIGTERM or Ctrl-C stops")
-    Watcher(context, settings, say=lambda text: err.print(escape(text), highlight=False), on_node=show_node).run(stop)
+    events = EventLog()
+    events.capture_logging()
+    events.say(
+        f"watching {inventory} every {interval:g} s (approval={approval.value}); SIGTERM or Ctrl-C stops",
+        inventory=str(inventory),
+        interval_s=interval,
+        approval=approval.value,
+    )
+    Watcher(context, settings, say=events.say).run(stop)
 
 
 def _decide(
@@ -152,11 +167,7 @@ def _decide(
         for step in request["steps"]:
             err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
         result = resume_incident(graph, context, incident_id, answer, show_node)
-    record = summary(result)
-    if "fingerprint" in record:
-        show_report(record)
-    else:
-        out.print(escape(f"{incident_id}: {record['outcome']}"))
+    _show_summary(summary(result))
 
 
 DecisionBy = Annotated[str | None, typer.Option("--by", help="Who decides (default: your user name).")]
@@ -190,11 +201,15 @@ def reject(
 
 
 @incidents_app.callback(invoke_without_command=True)
-def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph")) -> None:
-    """List recent incidents."""
+def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph"), as_json: JsonOption = False) -> None:
+    """List recent incidents (newest first)."""
     if ctx.invoked_subcommand is not None:
         return
-    for row in Ledger(state_dir / "ledger.sqlite").incidents():
+    rows = Ledger(state_dir / "ledger.sqlite").incidents()
+    if as_json:
+        print_json_lines(rows)
+        return
+    for row in rows:
         opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["opened_at"]))
         out.print(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
 
@@ -216,8 +231,8 @@ def incidents_release(
 
 
 @incidents_app.command("show")
-def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph")) -> None:
-    """Show one incident's full record (report, approvals, actions) as JSON."""
+def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph"), as_json: JsonOption = False) -> None:
+    """Show one incident's full record (report, approvals, actions) as JSON (indented; one line with --json)."""
     ledger = Ledger(state_dir / "ledger.sqlite")
     record = ledger.incident(incident_id)
     if record is None:
@@ -225,4 +240,7 @@ def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph"))
         raise typer.Exit(1)
     record["approvals"] = ledger.approvals(incident_id)
     record["actions"] = ledger.actions(incident_id)
-    out.print_json(json.dumps(record, default=str))
+    if as_json:
+        print_json_lines([record])
+    else:
+        out.print_json(json.dumps(record, default=str))

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from opsgraph.graph.cli.app import (
     InventoryOption,
+    JsonOption,
     StateOption,
     app,
     inventory_or_exit,
     local_stack,
 )
-from opsgraph.graph.console import err, out, scan_table
+from opsgraph.graph.console import err, out, print_json_lines, scan_table
 from opsgraph.tools.environments.external import ExternalEnvironment
 from opsgraph.tools.environments.liveness import answers
-from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.environments.local import LocalStack
+from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.probes import probe_all
+from opsgraph.tools.snapshot import Health
 
 
 @app.command(rich_help_panel="Local stack")
@@ -34,39 +38,81 @@ def down(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOpt
     local_stack(inventory, state_dir).down(progress=err.print)
 
 
+# How `status` shows each state on a terminal (`--json` gives the state's name).
+_STATE_TEXT = {
+    "running": "[green]running[/]",
+    "running_unmanaged": "[yellow]running (not managed by OpsGraph: another server holds the port)[/]",
+    "stopped": "[red]stopped[/]",
+    "not_answering": "[red]not answering[/]",
+}
+
+
 @app.command(rich_help_panel="Local stack")
-def status(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
+def status(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    as_json: JsonOption = False,
+) -> None:
     """Show the servers: OpsGraph's own (pid, port, running) and the external ones it adopted."""
-    stack = local_stack(inventory, state_dir)
+    rows = _server_rows(local_stack(inventory, state_dir))
+    if as_json:
+        print_json_lines(rows)
+        return
+    for row in rows:
+        line = f"{row['name']:<16} {row['kind']:<9} port {row['port']:<6} pid {row['pid'] or '-':<8} "
+        line += _STATE_TEXT[row["state"]]
+        if row["lifecycle"] is not None:
+            line += f" (not managed by OpsGraph; lifecycle: {row['lifecycle']})"
+        out.print(line, soft_wrap=True)
+
+
+def _server_rows(stack: LocalStack) -> list[dict[str, Any]]:
+    """One record per server: OpsGraph's own first, then the external ones (with their lifecycle)."""
+    rows = []
     for item in stack.status():
         resource = stack.inventory.get(item.name) if stack.inventory.has(item.name) else None
         if item.running:
-            state = "[green]running[/]"
+            state = "running"
         elif item.pid is None and resource is not None and answers(resource):
-            state = "[yellow]running (not managed by OpsGraph: another server holds the port)[/]"
+            state = "running_unmanaged"
         else:
-            state = "[red]stopped[/]"
-        line = f"{item.name:<16} {item.kind:<9} port {item.port:<6} pid {item.pid or '-':<8} {state}"
-        out.print(line, soft_wrap=True)
+            state = "stopped"
+        rows.append(_server_row(item.name, item.kind, item.port, item.pid, state, None))
     external = ExternalEnvironment(stack.inventory)
     for resource in stack.inventory.resources:
         if resource.environment is Environment.EXTERNAL:
             found = external.status(resource.name)
-            state = "[green]running[/]" if found.running else "[red]not answering[/]"
-            port = resource.connection.port
-            how = f"lifecycle: {resource.external.lifecycle}"
-            out.print(
-                f"{resource.name:<16} {resource.kind:<9} port {port:<6} pid {found.pid or '-':<8} "
-                f"{state} (not managed by OpsGraph; {how})",
-                soft_wrap=True,
-            )
+            state = "running" if found.running else "not_answering"
+            port, lifecycle = resource.connection.port, str(resource.external.lifecycle)
+            rows.append(_server_row(resource.name, resource.kind, port, found.pid, state, lifecycle))
+    return rows
+
+
+def _server_row(name: str, kind: str, port: int, pid: int | None, state: str, lifecycle: str | None) -> dict[str, Any]:
+    managed = lifecycle is None
+    return {"name": name, "kind": kind, "port": port, "pid": pid, "state": state, "managed_by_opsgraph": managed,
+            "lifecycle": lifecycle}  # fmt: skip
+
+
+# `scan` exit statuses, for scripts and health checks (2 is also every usage or inventory error).
+SCAN_HEALTHY, SCAN_UNHEALTHY = 0, 1
 
 
 @app.command("scan", rich_help_panel="Local stack")
-def scan_command(inventory: InventoryOption = Path("opsgraph.yaml")) -> None:
-    """Probe every resource once and print a health table (with who runs each server)."""
+def scan_command(inventory: InventoryOption = Path("opsgraph.yaml"), as_json: JsonOption = False) -> None:
+    """Probe every resource once and print a health table (with who runs each server).
+
+    Exit status: 0 every resource healthy, 1 at least one degraded or failed, 2 bad usage or inventory.
+    """
     resources = inventory_or_exit(inventory)
-    out.print(scan_table(probe_all(resources), {r.name: _runner_of(r) for r in resources.resources}))
+    snapshots = probe_all(resources)
+    runners = {r.name: _runner_of(r) for r in resources.resources}
+    if as_json:
+        print_json_lines({**snap.model_dump(mode="json"), "run_by": runners[snap.resource]} for snap in snapshots)
+    else:
+        out.print(scan_table(snapshots, runners))
+    if any(snap.health is not Health.HEALTHY for snap in snapshots):
+        raise typer.Exit(SCAN_UNHEALTHY)
 
 
 def _runner_of(resource: Resource) -> str:
@@ -80,16 +126,31 @@ def _runner_of(resource: Resource) -> str:
 
 @app.command(rich_help_panel="Local stack")
 def traffic(
-    url: Annotated[str, typer.Option(help="Base URL of the sample app (loopback only).")] = "http://127.0.0.1:18080",
+    url: Annotated[
+        str | None, typer.Option(help="Base URL (loopback only); default: the inventory's nginx, else its http app.")
+    ] = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
     rate: Annotated[float, typer.Option(help="Requests per second (at most 200).")] = 20.0,
     duration: Annotated[float, typer.Option(help="Seconds to run (at most 3600).")] = 30.0,
 ) -> None:
     """Send steady shopper traffic to the sample app so faults show in its metrics and logs."""
     from opsgraph.tools.traffic import TrafficPlan, generate_traffic
 
-    err.print(f"sending about {rate:g} requests/s to {url} for {duration:g} s")
-    stats = generate_traffic(TrafficPlan(base_url=url, rate_per_s=rate, duration_s=duration))
+    target = url or _traffic_target(inventory)
+    err.print(f"sending about {rate:g} requests/s to {target} for {duration:g} s")
+    stats = generate_traffic(TrafficPlan(base_url=target, rate_per_s=rate, duration_s=duration))
     latencies = sorted(stats.latencies_ms) or [0.0]
     p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(stats.statuses.items()))
     out.print(f"{stats.requests} requests ({statuses}); latency p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+
+
+def _traffic_target(inventory_path: Path) -> str:
+    """The shop as shoppers reach it: through the first nginx, else the first http resource directly."""
+    resources = inventory_or_exit(inventory_path).resources
+    for kind in (ResourceKind.NGINX, ResourceKind.HTTP):
+        for resource in resources:
+            if resource.kind is kind and resource.connection.port:
+                return f"http://{resource.connection.host}:{resource.connection.port}"
+    err.print(f"[red]error:[/] {escape(str(inventory_path))} has no nginx or http resource: pass --url")
+    raise typer.Exit(2)
