@@ -34,11 +34,11 @@ from opsgraph.agents.llm.reasoner import FinalDiagnosis, FinalPlan
 from opsgraph.agents.llm.scripted import ScriptedChatModel, answer, tool_calls
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import incident_graph, start_incident
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.faults import fill_redis_memory, scenario_named
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.probes import probe
-from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.snapshot import Health
 from opsgraph.tools.spec import ToolContext
 

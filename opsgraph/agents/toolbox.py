@@ -9,13 +9,13 @@ their server's name as a prefix so that two servers cannot shadow each other.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.sessions import Connection, StdioConnection, StreamableHttpConnection
 
-from opsgraph.graph.context import Context
-from opsgraph.tools.inventory import McpServer
+from opsgraph.tools.inventory import McpServer, load_inventory
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -31,17 +31,18 @@ def _extra(server: McpServer) -> Connection:
     return StreamableHttpConnection(transport="streamable_http", url=server.url)
 
 
-def connections(context: Context) -> dict[str, Connection]:
+def connections(inventory_path: Path, state_dir: Path) -> dict[str, Connection]:
     own = StdioConnection(
         transport="stdio",
         command=sys.executable,
         args=["-m", "opsgraph", "mcp", "--transport", "stdio", "--access", "read",
-              "--inventory", context.inventory_path, "--state-dir", context.state_dir],
+              "--inventory", str(inventory_path), "--state-dir", str(state_dir)],
     )  # fmt: skip
-    return {OWN_SERVER: own, **{server.name: _extra(server) for server in context.inventory.mcp_servers}}
+    extra = {server.name: _extra(server) for server in load_inventory(inventory_path).mcp_servers}
+    return {OWN_SERVER: own, **extra}
 
 
-async def load_tools(context: Context) -> list[BaseTool]:
+async def load_tools(inventory_path: Path, state_dir: Path) -> list[BaseTool]:
     """Every evidence tool: OpsGraph's read-only catalogue and the extra servers' tools."""
-    client = MultiServerMCPClient(connections(context), tool_name_prefix=True)
+    client = MultiServerMCPClient(connections(inventory_path, state_dir), tool_name_prefix=True)
     return await client.get_tools()

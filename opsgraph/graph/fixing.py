@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opsgraph.agents.detector import new_incident_id
 from opsgraph.graph.context import Context
+from opsgraph.graph.nodes.detector import new_incident_id
 from opsgraph.graph.runtime import NodeListener, RunResult, incident_graph, resume_incident, start_incident
 from opsgraph.tools.probes import probe_all
 from opsgraph.tools.snapshot import Health

@@ -23,9 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsgraph.agents.detector import fingerprint, new_incident_id
 from opsgraph.graph.context import Context
 from opsgraph.graph.fixing import summary
+from opsgraph.graph.nodes.detector import fingerprint, new_incident_id
 from opsgraph.graph.runtime import (
     IncidentGraph,
     NodeListener,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from opsgraph.agents.approval import approval
-from opsgraph.agents.detector import detector
-from opsgraph.agents.diagnostician import diagnostician
-from opsgraph.agents.executor import executor
-from opsgraph.agents.planner import planner
-from opsgraph.agents.reporter import reporter
-from opsgraph.agents.verifier import verifier
 from opsgraph.graph.context import Context
+from opsgraph.graph.nodes.approval import approval
+from opsgraph.graph.nodes.detector import detector
+from opsgraph.graph.nodes.diagnostician import diagnostician
+from opsgraph.graph.nodes.executor import executor
+from opsgraph.graph.nodes.planner import planner
+from opsgraph.graph.nodes.reporter import reporter
+from opsgraph.graph.nodes.verifier import verifier
 from opsgraph.graph.state import IncidentInput, IncidentState
 
 

@@ -18,9 +18,8 @@ from typing import Annotated, Any, Literal
 
 import redis
 from pydantic import Field
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from opsgraph.tools.connections import RETRY
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
@@ -32,34 +31,9 @@ KEPT_CLIENT_NAME = f"{OWN_CLIENT_PREFIX}-kept"
 # Clients idle less than this are taken for live ones: never disconnected.
 MIN_IDLE_FLOOR_S = 10
 _TIMEOUT_S = 2.0
-# redis-py 8.1 retries every command by default with Retry(ExponentialWithJitterBackoff(
-# base=0.01, cap=1), retries=10) on connection errors and timeouts: ~3 s of backoff
-# before a down server is reported, on every probe and every data check. One immediate
-# retry is enough to replace a socket that a restarted server closed; a server that
-# refuses twice is down.
-RETRY = Retry(NoBackoff(), retries=1)
 # Callers of the one kept connection queue for it at most this long (a command on it
 # is bounded by the socket timeout, twice with the retry).
 _POOL_WAIT_S = 3 * _TIMEOUT_S
-
-
-def redis_client(resource: Resource, timeout_s: float = 2.0) -> redis.Redis:
-    """A new client with short timeouts: a hung Redis must not hang a probe or a fix.
-
-    A fresh connection, for fault injection, tests and one-off checks: it is refused by
-    a full server. OpsGraph's probes and tools use `kept_client`.
-    """
-    connection = resource.connection
-    return redis.Redis(
-        host=connection.host,
-        port=connection.port,
-        username=connection.user,
-        password=connection.password(),
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        decode_responses=True,
-        retry=RETRY,
-    )
 
 
 @dataclass(frozen=True)

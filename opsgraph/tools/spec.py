@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsgraph.tools.environments import Lifecycle, lifecycle_for
+from opsgraph.tools.errors import ToolError as ToolError  # part of what a tool is: its expected failure
 from opsgraph.tools.inventory import Environment, Inventory, Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 
@@ -23,10 +24,6 @@ class ToolArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     resource: str = Field(description="Name of the resource in the inventory")
-
-
-class ToolError(RuntimeError):
-    """An expected failure of a tool (bad target state, refused change): reported as data."""
 
 
 @dataclass(frozen=True)

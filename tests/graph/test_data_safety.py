@@ -21,11 +21,11 @@ from outside_redis import OutsideRedis, outside_redis, port_open
 from support import fast_context, wait_for
 
 from opsgraph.graph.runtime import incident_graph, start_incident
+from opsgraph.mcp_server import _handler
 from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.data_safety import DataFingerprint, unexpected_changes
 from opsgraph.tools.inventory import ResourceKind, load_inventory
-from opsgraph.tools.mcp_server import _handler
 from opsgraph.tools.runner import run_tool
 from opsgraph.tools.spec import ToolContext, ToolError
 

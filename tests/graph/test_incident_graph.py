@@ -11,9 +11,9 @@ from support import ScriptedReasoner, Stack, redis_resource, running_stack
 
 from opsgraph.agents.records import Diagnosis, Incident, Plan
 from opsgraph.graph.runtime import incident_graph, resume_incident, start_incident
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
-from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.snapshot import Health
 
 

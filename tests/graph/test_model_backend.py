@@ -23,9 +23,9 @@ from opsgraph.agents.llm.reasoner import FinalDiagnosis, FinalPlan
 from opsgraph.agents.llm.scripted import ScriptedChatModel, answer, tool_calls
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import RunResult, incident_graph, resume_incident, start_incident
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.probes import probe
-from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.snapshot import Health
 
 pytestmark = pytest.mark.timeout(120)

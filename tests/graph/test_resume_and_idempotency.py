@@ -10,8 +10,8 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 from support import Stack, redis_resource, running_stack
 
-from opsgraph.agents.executor import executor
 from opsgraph.agents.records import Incident, Plan, PlanStep
+from opsgraph.graph.nodes.executor import executor
 from opsgraph.graph.policy import ApprovalMode, review_plan
 from opsgraph.graph.state import IncidentState
 from opsgraph.tools.faults import fill_redis_memory

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import redis
 from shop_support import PASSWORD, AppLauncher, Shop, app_environment
-from support import Stack
+from support import Stack, wait_for
 
 _users = itertools.count()
 
@@ -118,8 +118,13 @@ def test_metrics_count_requests_by_route_template(shop: Shop) -> None:
 def test_logs_are_json_lines_with_request_fields(shop: Shop) -> None:
     shop.http.get("/products/7").raise_for_status()
 
-    logs = shop.logs()
+    def logged() -> list[dict[str, Any]] | None:
+        """The log once the request's line is in it: the app writes it after sending the response."""
+        lines = shop.logs()
+        seen = any(line["event"] == "request" and line.get("path") == "/products/7" for line in lines)
+        return lines if seen else None
 
+    logs = wait_for(logged, "the request's log line", 10)
     assert all({"ts", "level", "event"} <= set(line) for line in logs)
     request = [line for line in logs if line["event"] == "request" and line["path"] == "/products/7"][-1]
     assert request["method"] == "GET"

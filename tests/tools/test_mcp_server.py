@@ -22,8 +22,8 @@ from support import Stack, free_port, redis_resource, running_stack
 
 from opsgraph.agents.toolbox import load_tools
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.probes import probe
-from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.risk import Risk
 
 
@@ -124,9 +124,7 @@ def test_langchain_adapters_load_our_server_and_an_extra_one(stack: Stack, tmp_p
     ]
     path = tmp_path / "with-extra.yaml"
     path.write_text(yaml.safe_dump(inventory))
-    context = stack.context(inventory_path=str(path))
-
-    tools = asyncio.run(load_tools(context))
+    tools = asyncio.run(load_tools(path, stack.state_dir))
     names = {tool.name for tool in tools}
     assert "opsgraph_redis_info" in names and "mirror_redis_info" in names
     assert "opsgraph_redis_flush" not in names  # the reasoner's view is read-only

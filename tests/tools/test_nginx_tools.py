@@ -239,7 +239,7 @@ def test_limits_and_unreachable_targets_are_data(tmp_path: Path) -> None:
     never_started = run_tool("nginx_reload", {"resource": "edge"}, ctx, 5)
     assert not never_started.ok and "start it with `opsgraph up`" in str(never_started.error)
     elsewhere = run_tool("nginx_clear_connections", {"resource": "far"}, ctx, 5)
-    assert not elsewhere.ok and "only reachable for local resources" in str(elsewhere.error)
+    assert not elsewhere.ok and "acts on external or local resources, far runs in docker" in str(elsewhere.error)
     info = tool_output(run_tool("nginx_info", {"resource": "far"}, ctx, 5))
     assert info["reachable"] is False and info["capacity"] is None
 

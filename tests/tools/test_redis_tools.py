@@ -9,10 +9,10 @@ import pytest
 from support import Stack, free_port, redis_resource, running_stack
 
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.probes import probe
-from opsgraph.tools.redis_tools import redis_client
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import run_tool
 from opsgraph.tools.snapshot import Health

@@ -64,7 +64,7 @@ def mcp(
     state_dir: StateOption = Path(".opsgraph"),
 ) -> None:
     """Serve the tool catalogue over MCP. No human approves MCP calls: mutating tools need --access."""
-    from opsgraph.tools.mcp_server import Access, build_server
+    from opsgraph.mcp_server import Access, build_server
 
     if transport not in ("stdio", "http"):
         err.print(f"[red]error:[/] transport must be stdio or http, got {escape(transport)}")

@@ -12,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from opsgraph.tools.environments.docker import DockerEnvironment
+from opsgraph.tools.environments.external import ExternalEnvironment
+from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.inventory import Environment, Inventory, Resource
 
 
@@ -36,16 +39,10 @@ class UnsupportedEnvironment(RuntimeError):
 def lifecycle_for(resource: Resource, inventory: Inventory, state_dir: Path) -> Lifecycle:
     """The lifecycle implementation for the environment this resource runs in."""
     if resource.environment is Environment.LOCAL:
-        from opsgraph.tools.environments.local import LocalStack
-
         return LocalStack(state_dir, inventory)
     if resource.environment is Environment.DOCKER:
-        from opsgraph.tools.environments.docker import DockerEnvironment
-
         return DockerEnvironment(inventory)
     if resource.environment is Environment.EXTERNAL:
-        from opsgraph.tools.environments.external import ExternalEnvironment
-
         return ExternalEnvironment(inventory)
     raise UnsupportedEnvironment(
         f"resource {resource.name!r} runs in the {resource.environment} environment, "

@@ -22,8 +22,8 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
+from opsgraph.tools.errors import ToolError
 from opsgraph.tools.inventory import Inventory, Resource
-from opsgraph.tools.spec import ToolError
 
 SERVICE_LABEL = "opsgraph.service"
 REPLICA_LABEL = "opsgraph.replica-of"  # set on the containers docker_scale creates

@@ -14,9 +14,8 @@ import socket
 import psycopg
 import redis
 
-from opsgraph.tools.connections import postgres_conninfo
+from opsgraph.tools.connections import postgres_conninfo, redis_client
 from opsgraph.tools.inventory import Resource, ResourceKind
-from opsgraph.tools.redis_tools import redis_client
 
 _TIMEOUT_S = 2.0
 # What a full server says to one more client, or one that rejects our credentials: it is

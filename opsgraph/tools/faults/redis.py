@@ -6,9 +6,10 @@ from typing import Any
 
 import redis
 
+from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults.scenario import Scenario
 from opsgraph.tools.inventory import Resource, ResourceKind
-from opsgraph.tools.redis_tools import MB, redis_client
+from opsgraph.tools.redis_tools import MB
 from opsgraph.tools.spec import ToolContext, ToolError
 
 BALLAST_PREFIX = "opsgraph:fault:ballast:"
