@@ -19,6 +19,7 @@ lint: setup
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+	uv run lint-imports
 
 bench: setup
 	uv run python -m bench.redis_memory_pressure

@@ -1,5 +1,5 @@
 """`python -m opsgraph` runs the CLI (same as the `opsgraph` command)."""
 
-from opsgraph.graph.cli import run
+from opsgraph.cli import run
 
 run()

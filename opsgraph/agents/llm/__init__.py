@@ -11,6 +11,7 @@ from __future__ import annotations
 from opsgraph.agents.llm.reasoner import ModelReasoner
 from opsgraph.agents.models import ModelConfigError, build_chat_model, model_spec_from_env
 from opsgraph.agents.reasoning import Reasoner
+from opsgraph.agents.runbooks import RunbookReasoner
 from opsgraph.tools.inventory import Inventory
 
 __all__ = ["ModelReasoner", "model_reasoner_from_env", "reasoner_for"]
@@ -35,8 +36,6 @@ def model_reasoner_from_env(
 
 def reasoner_for(setting: str, inventory: Inventory | None = None, *, timeout_s: float = 30.0) -> Reasoner:
     """The Reasoner a `reasoning` setting names (see the module docstring)."""
-    from opsgraph.agents.runbooks import RunbookReasoner
-
     if setting == "runbook":
         return RunbookReasoner()
     if setting in {"auto", "model"}:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from opsgraph.graph.cli.app import (
+from opsgraph.cli.app import (
     SCENARIO_HELP,
     ApprovalOption,
     ApproverOption,
@@ -22,8 +22,8 @@ from opsgraph.graph.cli.app import (
     inventory_or_exit,
     local_stack,
 )
-from opsgraph.graph.cli.faults import inject_scenario
-from opsgraph.graph.console import EventLog, err, out, print_json_lines, show_node, show_report, terminal_approver
+from opsgraph.cli.console import EventLog, err, out, print_json_lines, show_node, show_report, terminal_approver
+from opsgraph.cli.faults import inject_scenario
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
 

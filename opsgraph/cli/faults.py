@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from opsgraph.graph.cli.app import (
+from opsgraph.cli.app import (
     SCENARIO_HELP,
     InventoryOption,
     JsonOption,
@@ -17,7 +17,7 @@ from opsgraph.graph.cli.app import (
     app,
     inventory_or_exit,
 )
-from opsgraph.graph.console import err, print_json_lines
+from opsgraph.cli.console import err, print_json_lines
 from opsgraph.tools.faults import Scenario, UnknownScenario, scenario_named, target_of
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolContext

@@ -8,14 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from opsgraph.graph.cli.app import (
+from opsgraph.cli.app import (
     InventoryOption,
     JsonOption,
     StateOption,
     app,
     inventory_or_exit,
 )
-from opsgraph.graph.console import err, out, print_json_lines
+from opsgraph.cli.console import err, out, print_json_lines
 from opsgraph.tools.spec import ToolContext, ToolSpec
 
 

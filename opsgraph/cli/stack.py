@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from opsgraph.graph.cli.app import (
+from opsgraph.cli.app import (
     InventoryOption,
     JsonOption,
     StateOption,
@@ -16,7 +16,7 @@ from opsgraph.graph.cli.app import (
     inventory_or_exit,
     local_stack,
 )
-from opsgraph.graph.console import err, out, print_json_lines, scan_table
+from opsgraph.cli.console import err, out, print_json_lines, scan_table
 from opsgraph.tools.environments.external import ExternalEnvironment
 from opsgraph.tools.environments.liveness import answers
 from opsgraph.tools.environments.local import LocalStack

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from opsgraph.agents.models import ModelConfigError
-from opsgraph.graph.console import err
+from opsgraph.cli.console import err
 from opsgraph.graph.policy import ApprovalMode
 from opsgraph.graph.tracing import configure_tracing
 from opsgraph.tools.binaries import MissingBinaryError

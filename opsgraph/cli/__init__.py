@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from opsgraph.graph.cli import catalogue, faults, incidents, stack
-from opsgraph.graph.cli.app import OPERATOR_ERRORS, app
-from opsgraph.graph.console import err
+from opsgraph.cli import catalogue, faults, incidents, stack
+from opsgraph.cli.app import OPERATOR_ERRORS, app
+from opsgraph.cli.console import err
 
 __all__ = ["app", "catalogue", "faults", "incidents", "run", "stack"]
 
