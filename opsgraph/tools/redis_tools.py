@@ -415,7 +415,7 @@ TOOLS: list[ToolSpec[Any]] = [
     ),
     ToolSpec(
         name="redis_scale_memory",
-        description="Raise Redis maxmemory at runtime so writes stop failing with OOM.",
+        description="Raise Redis maxmemory at runtime (never lowers it) so writes stop failing with OOM.",
         args_model=RedisScaleMemoryArgs,
         target_kind=ResourceKind.REDIS,
         risk=Risk.DISRUPTIVE,
