@@ -1,16 +1,21 @@
-"""The tools a model-backed reasoner sees, loaded over MCP with langchain-mcp-adapters.
+"""MCP tools for reasoning, loaded with langchain-mcp-adapters; server names prefix tool names.
 
-OpsGraph's own catalogue is served read-only by a child `opsgraph mcp` process (so a
-model can gather evidence but never act: acting is the executor's job, after the
-policy engine), plus any extra MCP servers the inventory lists. Tool names carry
-their server's name as a prefix so that two servers cannot shadow each other.
+Two uses. `load_tools` gives any LangChain agent OpsGraph's own catalogue, served
+read-only by a child `opsgraph mcp` process, plus the inventory's extra servers.
+`load_server_tools` loads one extra server only: the model backend reads the
+catalogue in process and takes the inventory's `mcp_servers` from here, as extra
+evidence. Prefixes (`docs_search`) keep two servers from shadowing each other.
+MCP is async and the reasoning loop is not: `run_sync` bridges the two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.sessions import Connection, StdioConnection, StreamableHttpConnection
@@ -22,8 +27,10 @@ if TYPE_CHECKING:
 
 OWN_SERVER = "opsgraph"
 
+T = TypeVar("T")
 
-def _extra(server: McpServer) -> Connection:
+
+def _connection(server: McpServer) -> Connection:
     if server.transport == "stdio":
         assert server.command is not None  # the inventory validates this
         return StdioConnection(transport="stdio", command=server.command, args=server.args)
@@ -38,7 +45,7 @@ def connections(inventory_path: Path, state_dir: Path) -> dict[str, Connection]:
         args=["-m", "opsgraph", "mcp", "--transport", "stdio", "--access", "read",
               "--inventory", str(inventory_path), "--state-dir", str(state_dir)],
     )  # fmt: skip
-    extra = {server.name: _extra(server) for server in load_inventory(inventory_path).mcp_servers}
+    extra = {server.name: _connection(server) for server in load_inventory(inventory_path).mcp_servers}
     return {OWN_SERVER: own, **extra}
 
 
@@ -46,3 +53,27 @@ async def load_tools(inventory_path: Path, state_dir: Path) -> list[BaseTool]:
     """Every evidence tool: OpsGraph's read-only catalogue and the extra servers' tools."""
     client = MultiServerMCPClient(connections(inventory_path, state_dir), tool_name_prefix=True)
     return await client.get_tools()
+
+
+async def load_server_tools(server: McpServer) -> list[BaseTool]:
+    """One extra server's tools, prefixed; a failed call raises (`ToolException`) instead of passing as text.
+
+    Each tool opens its own session per call (a stdio server is started for it), so
+    the tools outlive this coroutine and its event loop.
+    """
+    client = MultiServerMCPClient({server.name: _connection(server)}, tool_name_prefix=True, handle_tool_errors=False)
+    return await client.get_tools()
+
+
+def run_sync(coroutine: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+    """Await `coroutine()` from sync code, bounded: its own event loop in a helper thread.
+
+    A helper thread because the caller may already run inside an event loop (a graph
+    invoked from async code), where `asyncio.run` is refused.
+    """
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coroutine(), timeout_s)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp") as pool:
+        return pool.submit(asyncio.run, bounded()).result()
