@@ -1,9 +1,10 @@
 """The tool catalogue: every action OpsGraph can take, declared once with its type and risk.
 
 A tool is a plain typed function plus a Pydantic argument model, the kind of resource
-it targets, a risk class and (where one exists) how to undo it. The policy engine,
-the executor, the reasoning backends and the MCP server all read this one
-table; nothing runs that is not declared here.
+it targets, a risk class and (where one exists) how to undo it, declared once with
+`spec.declare` on the function; each tool module lists its declared tools in `TOOLS`.
+The policy engine, the executor, the reasoning backends and the MCP server all read
+this one table; nothing runs that is not declared here.
 """
 
 from __future__ import annotations

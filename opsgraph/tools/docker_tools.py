@@ -25,7 +25,7 @@ from opsgraph.tools.environments.docker import (
 )
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, declare
 
 MB = 1024 * 1024
 MAX_REPLICAS = 10
@@ -34,6 +34,8 @@ MAX_LOG_LINES = 1000
 MAX_LOG_LINE_CHARS = 500  # one runaway line (a dumped blob) must not flood the evidence
 MAX_LOG_CHARS = 40_000
 CPU_PERIOD_US = 100_000
+# Containers are reached through a Docker engine: these tools act on docker resources only.
+_DOCKER = frozenset({Environment.DOCKER})
 
 
 def _memory_used(memory_stats: dict[str, Any]) -> int | None:
@@ -114,8 +116,9 @@ def read_container(container: Container, *, memory: bool = True, cpu: bool = Fal
 # ---- read tools
 
 
+@declare(risk=Risk.READ, target=ResourceKind.CONTAINER, environments=_DOCKER, idempotent=True)
 def docker_stats(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """State, exit code, OOM kill, restart count, memory vs limit and CPU % (read-only)."""
+    """Read a container's state, exit code, OOM kill, restart count, memory vs limit and CPU %."""
     with docker_client() as client:
         return read_container(get_container(client, ctx.resource(args.resource)), cpu=True)
 
@@ -124,8 +127,12 @@ class DockerLogsArgs(ToolArgs):
     lines: Annotated[int, Field(ge=1, le=MAX_LOG_LINES, description="How many of the last lines to return")] = 100
 
 
+@declare(risk=Risk.READ, target=ResourceKind.CONTAINER, environments=_DOCKER, idempotent=True)
 def docker_logs(args: DockerLogsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """The container's last log lines (stdout and stderr), each line and the whole bounded in size."""
+    """Read the last lines a container wrote to stdout and stderr (bounded).
+
+    Each line and the whole answer are bounded in size: a log is untrusted and may be huge.
+    """
     with docker_client() as client:
         container = get_container(client, ctx.resource(args.resource))
         raw: bytes = container.logs(tail=args.lines, stdout=True, stderr=True)
@@ -151,8 +158,12 @@ class DockerRestartArgs(ToolArgs):
     stop_timeout_s: Annotated[int, Field(ge=0, le=120, description="Seconds between SIGTERM and SIGKILL")] = 10
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.CONTAINER, environments=_DOCKER, idempotent=False)
 def docker_restart(args: DockerRestartArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Restart the container (or start it if it exited) and wait until it runs (and is healthy, if checked)."""
+    """Restart a container (start it if it exited) and wait until it runs; in-memory state is lost.
+
+    Waits for the health check too, when the container has one.
+    """
     resource = ctx.resource(args.resource)
     with docker_client() as client:
         before = container_state(get_container(client, resource))
@@ -206,8 +217,19 @@ def _clone(client: docker.DockerClient, template: Container, name: str) -> Conta
     )
 
 
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.CONTAINER,
+    environments=_DOCKER,
+    idempotent=True,
+    undo="docker_scale with replicas = previous_replicas from the result",
+)
 def docker_scale(args: DockerScaleArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Add clones of the service's first container, or remove its newest ones, until `replicas` exist."""
+    """Set the number of containers of a service (opsgraph.service label): new replicas clone the first
+    container; the newest are removed first. At most 10.
+
+    The label is SERVICE_LABEL and the bound MAX_REPLICAS; tests/tools/test_declare.py keeps this text in step.
+    """
     resource = ctx.resource(args.resource)
     label = resource.docker.service_label
     if label is None:
@@ -287,8 +309,19 @@ def _limits_body(args: DockerUpdateArgs, host_config: dict[str, Any]) -> dict[st
     return body
 
 
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.CONTAINER,
+    environments=_DOCKER,
+    idempotent=True,
+    undo="docker_update with memory_mb = previous_memory_mb and cpus = previous_cpus from the result",
+    check_limits=_memory_ceiling,
+)
 def docker_update(args: DockerUpdateArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Change the container's memory and/or CPU limits in place (no restart needed to apply them)."""
+    """Change a container's memory limit (MiB) and/or CPU limit in place.
+
+    No restart is needed to apply them.
+    """
     with docker_client() as client:
         container = get_container(client, ctx.resource(args.resource))
         facts = read_container(container)
@@ -317,61 +350,4 @@ def docker_update(args: DockerUpdateArgs, ctx: ToolContext) -> dict[str, Any]:
     }
 
 
-TOOLS: list[ToolSpec[Any]] = [
-    ToolSpec(
-        name="docker_stats",
-        description="Read a container's state, exit code, OOM kill, restart count, memory vs limit and CPU %.",
-        args_model=ToolArgs,
-        target_kind=ResourceKind.CONTAINER,
-        environments=frozenset({Environment.DOCKER}),
-        risk=Risk.READ,
-        run=docker_stats,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="docker_logs",
-        description="Read the last lines a container wrote to stdout and stderr (bounded).",
-        args_model=DockerLogsArgs,
-        target_kind=ResourceKind.CONTAINER,
-        environments=frozenset({Environment.DOCKER}),
-        risk=Risk.READ,
-        run=docker_logs,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="docker_restart",
-        description="Restart a container (start it if it exited) and wait until it runs; in-memory state is lost.",
-        args_model=DockerRestartArgs,
-        target_kind=ResourceKind.CONTAINER,
-        environments=frozenset({Environment.DOCKER}),
-        risk=Risk.DISRUPTIVE,
-        run=docker_restart,
-        idempotent=False,
-    ),
-    ToolSpec(
-        name="docker_scale",
-        description=(
-            f"Set the number of containers of a service ({SERVICE_LABEL} label): new replicas clone the first "
-            f"container; the newest are removed first. At most {MAX_REPLICAS}."
-        ),
-        args_model=DockerScaleArgs,
-        target_kind=ResourceKind.CONTAINER,
-        environments=frozenset({Environment.DOCKER}),
-        risk=Risk.DISRUPTIVE,
-        run=docker_scale,
-        idempotent=True,
-        undo="docker_scale with replicas = previous_replicas from the result",
-    ),
-    ToolSpec(
-        name="docker_update",
-        description="Change a container's memory limit (MiB) and/or CPU limit in place.",
-        args_model=DockerUpdateArgs,
-        target_kind=ResourceKind.CONTAINER,
-        environments=frozenset({Environment.DOCKER}),
-        risk=Risk.DISRUPTIVE,
-        run=docker_update,
-        idempotent=True,
-        undo="docker_update with memory_mb = previous_memory_mb and cpus = previous_cpus from the result",
-        check_limits=_memory_ceiling,
-    ),
-]
+TOOLS: list[ToolSpec[Any]] = [docker_stats, docker_logs, docker_restart, docker_scale, docker_update]

@@ -22,7 +22,7 @@ from pydantic import Field
 from opsgraph.tools.connections import RETRY
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, declare
 
 MB = 1024 * 1024
 # Every client OpsGraph names starts with this; `redis_kill_idle_clients` never touches them.
@@ -130,8 +130,9 @@ class RedisInfoArgs(ToolArgs):
     section: Literal["memory", "stats", "clients", "server", "all"] = "all"
 
 
+@declare(risk=Risk.READ, target=ResourceKind.REDIS, idempotent=True)
 def redis_info(args: RedisInfoArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Memory, stats, clients and server facts (read-only)."""
+    """Read Redis memory, stats, clients and server information."""
     info = read_info(kept_client(ctx.resource(args.resource)))
     if args.section == "all":
         return info
@@ -139,8 +140,9 @@ def redis_info(args: RedisInfoArgs, ctx: ToolContext) -> dict[str, Any]:
     return {key: value for key, value in info.items() if key in keep}
 
 
+@declare(risk=Risk.SAFE, target=ResourceKind.REDIS, idempotent=True)
 def redis_memory_purge(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Ask the allocator to return dirty pages (MEMORY PURGE): frees fragmentation, not data."""
+    """Release allocator fragmentation with MEMORY PURGE; keeps all data."""
     client = kept_client(ctx.resource(args.resource))
     before = client.info("memory")
     client.memory_purge()
@@ -157,11 +159,26 @@ class RedisScaleMemoryArgs(ToolArgs):
     maxmemory_mb: Annotated[int, Field(ge=1, description="New maxmemory in MiB; must be above current usage")]
 
 
-def redis_scale_memory(args: RedisScaleMemoryArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Raise maxmemory at runtime (CONFIG SET): relieves pressure, costs host memory.
+def _memory_ceiling(args: RedisScaleMemoryArgs, resource: Resource) -> str | None:
+    ceiling = resource.policy.max_memory_mb
+    if args.maxmemory_mb > ceiling:
+        return f"maxmemory_mb {args.maxmemory_mb} is above this resource's policy ceiling of {ceiling} MiB"
+    return None
 
-    Only ever up: a tool named for relief must not be usable to squeeze a server (a
-    lower value, or a limit on a server that has none, is refused).
+
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.REDIS,
+    idempotent=True,
+    undo="a human sets maxmemory back to previous_maxmemory_mb (CONFIG SET) once usage is below it",
+    check_limits=_memory_ceiling,
+)
+def redis_scale_memory(args: RedisScaleMemoryArgs, ctx: ToolContext) -> dict[str, Any]:
+    """Raise Redis maxmemory at runtime (never lowers it) so writes stop failing with OOM.
+
+    CONFIG SET relieves the pressure at once and costs host memory. Only ever up: a tool
+    named for relief must not be usable to squeeze a server (a lower value, or a limit on
+    a server that has none, is refused).
     """
     client = kept_client(ctx.resource(args.resource))
     memory = client.info("memory")
@@ -183,13 +200,6 @@ def redis_scale_memory(args: RedisScaleMemoryArgs, ctx: ToolContext) -> dict[str
     return {"previous_maxmemory_mb": memory["maxmemory"] / MB, "maxmemory_mb": args.maxmemory_mb}
 
 
-def _memory_ceiling(args: RedisScaleMemoryArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_memory_mb
-    if args.maxmemory_mb > ceiling:
-        return f"maxmemory_mb {args.maxmemory_mb} is above this resource's policy ceiling of {ceiling} MiB"
-    return None
-
-
 class RedisScaleClientsArgs(ToolArgs):
     maxclients: Annotated[int, Field(ge=1, description="New maxclients; must be above the clients connected now")]
 
@@ -201,8 +211,25 @@ def _maxclients(client: redis.Redis) -> int:
     return int(value)
 
 
+def _clients_ceiling(args: RedisScaleClientsArgs, resource: Resource) -> str | None:
+    ceiling = resource.policy.max_connections
+    if args.maxclients > ceiling:
+        return f"maxclients {args.maxclients} is above this resource's policy ceiling of {ceiling} connections"
+    return None
+
+
+@declare(
+    # A capacity change that outlives the incident and can hide a connection leak
+    # (each client costs a file descriptor and memory): a human should agree, as
+    # for redis_scale_memory. Nothing is dropped, so not destructive.
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.REDIS,
+    idempotent=True,
+    undo="redis_scale_clients with maxclients = previous_maxclients from the result",
+    check_limits=_clients_ceiling,
+)
 def redis_scale_clients(args: RedisScaleClientsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Set maxclients at runtime (CONFIG SET): room for more connections, each costing a file descriptor.
+    """Set Redis maxclients at runtime (CONFIG SET, no restart); reports the value in force.
 
     Redis caps maxclients by the file descriptors it may open (its limit minus 32 for
     its own files): it refuses a value it cannot honour, so the result reports the
@@ -231,23 +258,26 @@ def redis_scale_clients(args: RedisScaleClientsArgs, ctx: ToolContext) -> dict[s
     }
 
 
-def _clients_ceiling(args: RedisScaleClientsArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_connections
-    if args.maxclients > ceiling:
-        return f"maxclients {args.maxclients} is above this resource's policy ceiling of {ceiling} connections"
-    return None
-
-
+@declare(
+    risk=Risk.DESTRUCTIVE,
+    target=ResourceKind.REDIS,
+    idempotent=True,
+    may_change=frozenset({"keys"}),  # emptying the keyspace is the point
+)
 def redis_flush(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Delete every key (FLUSHALL): frees everything, loses everything."""
+    """Delete every key in the Redis server (FLUSHALL). Irreversible."""
     client = kept_client(ctx.resource(args.resource))
     keys = client.dbsize()
     client.flushall()
     return {"keys_deleted": keys}
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.REDIS, idempotent=False)
 def redis_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Restart the server through its environment: drops connections and unsaved data."""
+    """Restart the Redis server through its environment; unsaved data is lost.
+
+    Every client connection drops with it.
+    """
     resource = ctx.resource(args.resource)
     status = ctx.lifecycle(resource).restart(resource.name)
     return {"pid": status.pid, "running": status.running}
@@ -306,8 +336,10 @@ def _killable(clients: list[dict[str, Any]], min_idle_s: int) -> list[dict[str, 
     return sorted(found, key=lambda c: (_idle(c), int(c.get("age", 0))), reverse=True)
 
 
+@declare(risk=Risk.READ, target=ResourceKind.REDIS, idempotent=True)
 def redis_clients(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Connected clients: how many of maxclients, who holds them, how idle, and which could be freed (read-only)."""
+    """Count Redis clients against maxclients by idle time and by holder (name, host),
+    and list the idle ones that could be disconnected."""
     client = kept_client(ctx.resource(args.resource))
     clients = client.client_list()
     maxclients = _maxclients(client)
@@ -340,10 +372,12 @@ class RedisKillIdleClientsArgs(ToolArgs):
     max_clients: Annotated[int, Field(ge=1, le=10_000, description="Stop after this many (the idlest first)")] = 1000
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.REDIS, idempotent=True)
 def redis_kill_idle_clients(args: RedisKillIdleClientsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Disconnect clients idle for a long time (leaked connections), the idlest first.
+    """Disconnect Redis clients idle longer than min_idle_s, idlest first
+    (never OpsGraph's own, replicas, subscribers or blocked clients).
 
-    Never OpsGraph's own clients, replicas, subscribers or blocked clients (see `protected`).
+    Long-idle clients are what leaked connections look like; `protected` says who is never touched.
     """
     client = kept_client(ctx.resource(args.resource))
     own_id = client.client_id()
@@ -357,90 +391,12 @@ def redis_kill_idle_clients(args: RedisKillIdleClientsArgs, ctx: ToolContext) ->
 
 
 TOOLS: list[ToolSpec[Any]] = [
-    ToolSpec(
-        name="redis_info",
-        description="Read Redis memory, stats, clients and server information.",
-        args_model=RedisInfoArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.READ,
-        run=redis_info,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="redis_clients",
-        description=(
-            "Count Redis clients against maxclients by idle time and by holder (name, host), "
-            "and list the idle ones that could be disconnected."
-        ),
-        args_model=ToolArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.READ,
-        run=redis_clients,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="redis_kill_idle_clients",
-        description=(
-            "Disconnect Redis clients idle longer than min_idle_s, idlest first "
-            "(never OpsGraph's own, replicas, subscribers or blocked clients)."
-        ),
-        args_model=RedisKillIdleClientsArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.DISRUPTIVE,
-        run=redis_kill_idle_clients,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="redis_scale_clients",
-        description="Set Redis maxclients at runtime (CONFIG SET, no restart); reports the value in force.",
-        args_model=RedisScaleClientsArgs,
-        target_kind=ResourceKind.REDIS,
-        # A capacity change that outlives the incident and can hide a connection leak
-        # (each client costs a file descriptor and memory): a human should agree, as
-        # for redis_scale_memory. Nothing is dropped, so not destructive.
-        risk=Risk.DISRUPTIVE,
-        run=redis_scale_clients,
-        idempotent=True,
-        undo="redis_scale_clients with maxclients = previous_maxclients from the result",
-        check_limits=_clients_ceiling,
-    ),
-    ToolSpec(
-        name="redis_memory_purge",
-        description="Release allocator fragmentation with MEMORY PURGE; keeps all data.",
-        args_model=ToolArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.SAFE,
-        run=redis_memory_purge,
-        idempotent=True,
-    ),
-    ToolSpec(
-        name="redis_scale_memory",
-        description="Raise Redis maxmemory at runtime (never lowers it) so writes stop failing with OOM.",
-        args_model=RedisScaleMemoryArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.DISRUPTIVE,
-        run=redis_scale_memory,
-        idempotent=True,
-        undo="a human sets maxmemory back to previous_maxmemory_mb (CONFIG SET) once usage is below it",
-        check_limits=_memory_ceiling,
-    ),
-    ToolSpec(
-        name="redis_flush",
-        description="Delete every key in the Redis server (FLUSHALL). Irreversible.",
-        args_model=ToolArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.DESTRUCTIVE,
-        run=redis_flush,
-        idempotent=True,
-        may_change=frozenset({"keys"}),  # emptying the keyspace is the point
-    ),
-    ToolSpec(
-        name="redis_restart",
-        description="Restart the Redis server through its environment; unsaved data is lost.",
-        args_model=ToolArgs,
-        target_kind=ResourceKind.REDIS,
-        risk=Risk.DISRUPTIVE,
-        run=redis_restart,
-        idempotent=False,
-    ),
+    redis_info,
+    redis_clients,
+    redis_kill_idle_clients,
+    redis_scale_clients,
+    redis_memory_purge,
+    redis_scale_memory,
+    redis_flush,
+    redis_restart,
 ]

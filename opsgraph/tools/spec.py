@@ -1,15 +1,18 @@
 """What a tool is: a typed function with an argument model, a target kind and a risk class.
 
 Kept apart from the catalogue table so that tool modules can import these types
-without importing each other.
+without importing each other. A tool is declared once, where its function is written:
+`@declare(...)` turns the function into its `ToolSpec`, reading the name, the argument
+model and the description from the function itself, so that no second copy can drift.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +48,8 @@ ArgsT = TypeVar("ArgsT", bound=ToolArgs)
 
 @dataclass(frozen=True)
 class ToolSpec(Generic[ArgsT]):
+    """One catalogue entry, as the policy, the guard, the runner, the MCP server and the reasoners read it."""
+
     name: str
     description: str
     args_model: type[ArgsT]
@@ -82,3 +87,54 @@ class ToolSpec(Generic[ArgsT]):
     @property
     def mutating(self) -> bool:
         return self.risk is not Risk.READ
+
+
+def _first_paragraph(function: Callable[..., Any]) -> str:
+    """What the tool does, for the model, the MCP client and the README: the docstring's first paragraph."""
+    if not function.__doc__:
+        raise TypeError(f"tool {function.__name__} needs a docstring: its first paragraph is its description")
+    return " ".join(inspect.cleandoc(function.__doc__).split("\n\n")[0].split())
+
+
+def _args_model(function: Callable[..., Any]) -> type[ToolArgs]:
+    """The argument model: the annotation of the function's first parameter, a ToolArgs subclass."""
+    first = next(iter(inspect.signature(function).parameters))
+    model = get_type_hints(function)[first]
+    if not (isinstance(model, type) and issubclass(model, ToolArgs)):
+        raise TypeError(f"tool {function.__name__}: its first parameter must be annotated with a ToolArgs model")
+    return model
+
+
+def declare(
+    *,
+    risk: Risk,
+    target: ResourceKind | None,
+    idempotent: bool,
+    undo: str | None = None,
+    check_limits: Callable[[ArgsT, Resource], str | None] | None = None,
+    environments: frozenset[Environment] | None = None,
+    may_change: frozenset[str] = frozenset(),
+) -> Callable[[Callable[[ArgsT, ToolContext], dict[str, Any]]], ToolSpec[ArgsT]]:
+    """Declare the decorated function a tool: it becomes its ToolSpec (`spec.run` is the function).
+
+    `target=None` means any kind of resource (the process tools). The name is the
+    function's name, the argument model its first parameter's annotation, the description
+    its docstring's first paragraph; later paragraphs are for people reading the code.
+    """
+
+    def as_spec(function: Callable[[ArgsT, ToolContext], dict[str, Any]]) -> ToolSpec[ArgsT]:
+        return ToolSpec(
+            name=function.__name__,
+            description=_first_paragraph(function),
+            args_model=cast(type[ArgsT], _args_model(function)),  # the function's own parameter type
+            target_kind=target,
+            risk=risk,
+            run=function,
+            idempotent=idempotent,
+            undo=undo,
+            check_limits=check_limits,
+            environments=environments,
+            may_change=may_change,
+        )
+
+    return as_spec

@@ -25,7 +25,7 @@ from pydantic import Field
 from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
 from opsgraph.tools.environments.local.nginx_server import LocalNginx, RuntimeOverride
 from opsgraph.tools.environments.nginx_control import NginxControl, NginxControlError
-from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.nginx_tools.status import (
     closed_without_answer,
     established_connections,
@@ -33,7 +33,8 @@ from opsgraph.tools.nginx_tools.status import (
     read_stub_status,
     running_master,
 )
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ _WORKER_CONNECTIONS = re.compile(r"^(\s*worker_connections\s+)(\d+)(\s*;)", re.M
 _WORKER_PROCESSES = re.compile(r"^\s*worker_processes\s+(\d+|auto)\s*;", re.MULTILINE)
 _SHUTDOWN_TIMEOUT = re.compile(r"^\s*worker_shutdown_timeout\s+(\d+)(ms|s|m|h)?\s*;", re.MULTILINE)
 _TIME_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Where a config file is reachable: a local nginx's state folder, an external one's declared paths.
+CONFIG_ENVIRONMENTS = frozenset({Environment.LOCAL, Environment.EXTERNAL})
 
 
 def parse_capacity(config: str) -> Capacity:
@@ -163,8 +166,12 @@ def tested_nginx(ctx: ToolContext, resource: Resource) -> tuple[NginxControl, in
     return nginx, master, test.output
 
 
+@declare(risk=Risk.SAFE, target=ResourceKind.NGINX, environments=CONFIG_ENVIRONMENTS, idempotent=True)
 def nginx_reload(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Graceful reload after `nginx -t`: new workers take the config on disk, in-flight requests finish."""
+    """Test the config with nginx -t, then reload gracefully; refuses if the test fails.
+
+    New workers take the config on disk; in-flight requests finish on the old ones.
+    """
     resource = ctx.resource(args.resource)
     nginx, _, nginx_t = tested_nginx(ctx, resource)
     workers = reload_nginx(ctx, resource, nginx)
@@ -196,8 +203,18 @@ def open_connections(resource: Resource) -> int:
         raise ToolError(str(error)) from None
 
 
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.NGINX,
+    environments=CONFIG_ENVIRONMENTS,
+    idempotent=True,
+    undo="nginx_scale_connections with worker_connections = previous_worker_connections from the result",
+    check_limits=connections_ceiling,
+    may_change=frozenset({"config_sha256"}),
+)
 def nginx_scale_connections(args: NginxScaleConnectionsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Set worker_connections in nginx's own config and reload; kept across restarts.
+    """Set nginx worker_connections in its own config file (tested with nginx -t, reloaded, rolled back on
+    failure) so that more clients fit; kept across restarts.
 
     Refuses to go at or below the connections open now (that would make pressure worse).
     """

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from opsgraph.tools.environments.local.nginx_server import LocalNginx
 from opsgraph.tools.environments.nginx_control import NginxControl, process_age_s
-from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.nginx_tools.config import parse_capacity, parse_shutdown_timeout
 from opsgraph.tools.nginx_tools.status import (
     StubStatus,
@@ -29,7 +29,8 @@ from opsgraph.tools.nginx_tools.status import (
     read_stub_status,
     recent_requests,
 )
-from opsgraph.tools.spec import ToolArgs, ToolContext
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, declare
 
 
 class NginxInfoArgs(ToolArgs):
@@ -128,10 +129,13 @@ def _local(nginx: LocalNginx, info: dict[str, Any]) -> None:
     info["runtime_override"] = override.model_dump() if override else None
 
 
+@declare(risk=Risk.READ, target=ResourceKind.NGINX, idempotent=True)
 def nginx_info(args: NginxInfoArgs, ctx: ToolContext) -> dict[str, Any]:
-    """stub_status (or the host's connection count when nginx is full), capacity, config test, logs, upstream.
+    """Read nginx stub_status (active, reading, writing, waiting, dropped), worker_connections and
+    capacity, recent 5xx, error-log lines and the upstream's health.
 
-    Read-only, and answers even when nginx is down (the error log says why) or full, so it
+    When nginx is full, the host's connection count stands in for stub_status; the config
+    test runs too. Read-only, and answers even when nginx is down (the error log says why) or full, so it
     serves every diagnosis.
     """
     resource = ctx.resource(args.resource)

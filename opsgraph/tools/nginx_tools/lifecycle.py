@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from opsgraph.tools.inventory import Resource
-from opsgraph.tools.nginx_tools.config import parse_shutdown_timeout, reload_nginx, tested_nginx
+from opsgraph.tools.inventory import Resource, ResourceKind
+from opsgraph.tools.nginx_tools.config import CONFIG_ENVIRONMENTS, parse_shutdown_timeout, reload_nginx, tested_nginx
 from opsgraph.tools.nginx_tools.status import (
     ClearRecord,
     clear_record_path,
@@ -16,7 +16,8 @@ from opsgraph.tools.nginx_tools.status import (
     established_connections,
     read_stub_status,
 )
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
 
 # How long to wait for the old workers after the reload: their worker_shutdown_timeout and
 # a second, but never past this (the tool has a deadline of its own). Without a
@@ -25,8 +26,9 @@ MAX_OLD_WORKER_WAIT_S = 12.0
 UNBOUNDED_OLD_WORKER_WAIT_S = 5.0
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.NGINX, idempotent=False)
 def nginx_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Stop and start nginx through its environment: every connection drops."""
+    """Restart nginx through its environment; every open connection drops."""
     resource = ctx.resource(args.resource)
     status = ctx.lifecycle(resource).restart(resource.name)
     return {"pid": status.pid, "running": status.running}
@@ -45,13 +47,14 @@ def _connections(resource: Resource) -> dict[str, Any]:
     return {"active": status.active, "waiting": status.waiting, "saturated": False}
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.NGINX, environments=CONFIG_ENVIRONMENTS, idempotent=True)
 def nginx_clear_connections(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Drop lingering connections: graceful reload, then wait until the old workers are gone.
+    """Free nginx's connection slots by a graceful reload, also when it is full: new workers start with
+    every slot free, old ones close idle connections and are cut off after worker_shutdown_timeout;
+    clients that still need one reconnect.
 
-    nginx has no command to close connections; a reload is the real mechanism, and it
-    works on a full nginx too: the new workers start with every slot free, at once. Old
-    workers close idle keep-alive connections, finish in-flight requests, and are cut off
-    after worker_shutdown_timeout. Clients that still want a connection open a new one: if
+    nginx has no command to close connections; a reload is the real mechanism. The tool
+    waits until the old workers are gone, having finished their in-flight requests. If
     the count climbs back, the load is real (scale instead): the new workers are recorded
     (`ClearRecord`) so that the next diagnosis can see it.
     """

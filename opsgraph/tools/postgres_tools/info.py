@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from opsgraph.tools.inventory import ResourceKind
 from opsgraph.tools.postgres_tools.activity import Session, read_sessions, rounded
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import config_errors
-from opsgraph.tools.spec import ToolArgs, ToolContext
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, declare
 
 
 class PostgresInfoArgs(ToolArgs):
@@ -78,8 +80,14 @@ def _runs_long(session: Session, threshold_s: float) -> bool:
     return (session.state or "").startswith("idle in transaction") and (session.xact_age_s or 0) >= threshold_s
 
 
+@declare(risk=Risk.READ, target=ResourceKind.POSTGRES, idempotent=True)
 def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Who holds the connections and the locks: the facts a connection or lock incident needs (read-only)."""
+    """Read PostgreSQL client connections vs the ordinary slots (max_connections minus reserved), by state,
+    application and user; long-running queries, blocked queries with their blockers, lock counts,
+    database sizes and configuration lines the server would reject.
+
+    Who holds the connections and the locks: the facts a connection or lock incident needs.
+    """
     resource = ctx.resource(args.resource)
     with connect(resource) as conn:
         settings = conn.execute(

@@ -10,10 +10,11 @@ from psycopg import sql
 from pydantic import Field
 
 from opsgraph.tools.environments.external import not_configured
-from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import CAN_READ_SQL
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
 
 # Plain (unquoted) identifiers, optionally schema-qualified, for VACUUM targets.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
@@ -115,8 +116,16 @@ def _undo(resource: Resource, readable: bool, before: str | None, previous: int)
     return f"the ALTER SYSTEM was undone (max_connections in postgresql.auto.conf set back to {restored})"
 
 
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=ResourceKind.POSTGRES,
+    idempotent=True,
+    undo="postgres_scale_connections with max_connections = previous_max_connections from the result",
+    check_limits=connections_ceiling,
+)
 def postgres_scale_connections(args: PostgresScaleConnectionsArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Set max_connections (ALTER SYSTEM) and restart through the environment: every session is dropped.
+    """Set max_connections with ALTER SYSTEM and restart the server (drops every session); refused before
+    any change where the environment cannot restart it, and undone when the restart fails.
 
     A setting that needs a restart must not outlive a restart that failed: it would take effect,
     unasked, at the next one. So the tool refuses before changing anything when the environment
@@ -189,8 +198,12 @@ def _resolve_table(conn: psycopg.Connection[Any], name: str) -> tuple[int, str, 
     return int(row["oid"]), str(row["nspname"]), str(row["relname"])
 
 
+@declare(risk=Risk.SAFE, target=ResourceKind.POSTGRES, idempotent=True)
 def postgres_vacuum(args: PostgresVacuumArgs, ctx: ToolContext) -> dict[str, Any]:
-    """VACUUM (ANALYZE) one table or the whole database: frees dead rows for reuse, refreshes statistics."""
+    """VACUUM (ANALYZE) one table or the whole database; keeps all data.
+
+    It frees dead rows for reuse and refreshes the planner's statistics.
+    """
     resource = ctx.resource(args.resource)
     with connect(resource, statement_timeout_ms=args.timeout_s * 1000) as conn:
         target: sql.Composable
@@ -225,8 +238,12 @@ def postgres_vacuum(args: PostgresVacuumArgs, ctx: ToolContext) -> dict[str, Any
 # ---- postgres_restart
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.POSTGRES, idempotent=False)
 def postgres_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Restart the server through its environment: every session and in-flight transaction is dropped."""
+    """Restart the PostgreSQL server through its environment; every session is dropped.
+
+    In-flight transactions are rolled back with them.
+    """
     resource = ctx.resource(args.resource)
     status = ctx.lifecycle(resource).restart(resource.name)
     return {"pid": status.pid, "running": status.running}

@@ -19,9 +19,11 @@ from typing import Annotated, Any, Literal
 import psycopg
 from pydantic import Field, model_validator
 
+from opsgraph.tools.inventory import ResourceKind
 from opsgraph.tools.postgres_tools.activity import Session, read_sessions
 from opsgraph.tools.postgres_tools.connection import OWN_PREFIX, connect
-from opsgraph.tools.spec import ToolArgs, ToolContext
+from opsgraph.tools.risk import Risk
+from opsgraph.tools.spec import ToolArgs, ToolContext, declare
 
 # How long the kill tool waits for the terminated backends to exit, so that freed slots are real.
 TERMINATE_WAIT_S = 3.0
@@ -101,8 +103,14 @@ WHERE a.backend_type = 'client backend'
 """
 
 
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.POSTGRES, idempotent=True)
 def postgres_kill_long_queries(args: PostgresKillArgs, ctx: ToolContext) -> dict[str, Any]:
-    """Terminate the client sessions matching the filters (oldest in their state first), never protected ones."""
+    """Terminate client sessions matching filters (state, min_duration_s, user, database, application_name
+    ('' = none set), blockers_only), oldest first, at most max_sessions; never superuser, walsender or
+    OpsGraph sessions.
+
+    "Oldest" is within their state; the protections are described in this module's docstring.
+    """
     resource = ctx.resource(args.resource)
     with connect(resource) as conn:
         sessions = read_sessions(conn)
