@@ -5,15 +5,18 @@ Nothing here runs at import. `model_spec_from_env` answers "is a model configure
 chat model with a request timeout and a bounded number of retries, for any provider
 `init_chat_model` knows (``google_genai:gemini-2.5-flash``, ``ollama:llama3``,
 ``openai:gpt-4o-mini`` — an OpenAI-compatible endpoint through ``OPENAI_BASE_URL``).
+Both read the model and provider settings from `opsgraph.settings` (the environment
+over `.env`) unless given a mapping.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+
+from opsgraph.settings import load_settings
 
 DEFAULT_GEMINI = "google_genai:gemini-2.5-flash"
 _GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -25,7 +28,7 @@ class ModelConfigError(ValueError):
 
 def model_spec_from_env(env: Mapping[str, str] | None = None) -> str | None:
     """`OPSGRAPH_MODEL`, else Gemini when a Google key is set, else None (the runbook backend)."""
-    env = os.environ if env is None else env
+    env = load_settings().model_environment() if env is None else env
     spec = env.get("OPSGRAPH_MODEL", "").strip()
     if spec:
         return None if spec in {"none", "runbook"} else spec
@@ -43,17 +46,24 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def _provider_kwargs(provider: str, timeout_s: float, max_retries: int, env: Mapping[str, str]) -> dict[str, Any]:
-    """Timeout, retries and endpoint in the spelling each provider's chat class accepts."""
+    """Timeout, retries, endpoint and key in the spelling each provider's chat class accepts.
+
+    The key is passed explicitly because one set only in `.env` is not in os.environ,
+    where the provider classes would otherwise look.
+    """
     if provider == "ollama":
         kwargs: dict[str, Any] = {"client_kwargs": {"timeout": timeout_s}}
-        if base_url := env.get("OLLAMA_BASE_URL") or env.get("OLLAMA_HOST"):
+        if base_url := env.get("OLLAMA_BASE_URL"):
             kwargs["base_url"] = base_url
         return kwargs
     kwargs = {"timeout": timeout_s, "max_retries": max_retries}
-    if provider == "openai" and (base_url := env.get("OPENAI_BASE_URL")):
-        kwargs["base_url"] = base_url
-    if provider == "google_genai" and not env.get("GOOGLE_API_KEY") and env.get("GEMINI_API_KEY"):
-        kwargs["api_key"] = env["GEMINI_API_KEY"]
+    if provider == "openai":
+        if base_url := env.get("OPENAI_BASE_URL"):
+            kwargs["base_url"] = base_url
+        if key := env.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = key
+    if provider == "google_genai" and (key := env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")):
+        kwargs["api_key"] = key
     return kwargs
 
 
@@ -63,7 +73,7 @@ def build_chat_model(
     """A chat model for `spec`, bounded in time; `ModelConfigError` says what is missing."""
     from langchain.chat_models import init_chat_model
 
-    env = os.environ if env is None else env
+    env = load_settings().model_environment() if env is None else env
     provider, model = split_spec(spec)
     try:
         chat = init_chat_model(

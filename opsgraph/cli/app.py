@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from opsgraph.agents.models import ModelConfigError
 from opsgraph.cli.console import err
 from opsgraph.graph.policy import ApprovalMode
 from opsgraph.graph.tracing import configure_tracing
+from opsgraph.settings import Settings, load_settings
 from opsgraph.tools.binaries import MissingBinaryError
 from opsgraph.tools.environments import UnsupportedEnvironment
 from opsgraph.tools.environments.local import LocalStack, LocalStackError
@@ -44,14 +46,16 @@ app.add_typer(incidents_app, name="incidents", rich_help_panel="Incidents")
 
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
 
+# The shared options' defaults come from the settings (env or .env): see `_setting_defaults`.
 InventoryOption = Annotated[
-    Path, typer.Option("--inventory", "-i", envvar="OPSGRAPH_INVENTORY", help="Inventory file.")
+    Path, typer.Option("--inventory", "-i", help="Inventory file (env OPSGRAPH_INVENTORY or .env).")
 ]
 StateOption = Annotated[
-    Path, typer.Option("--state-dir", envvar="OPSGRAPH_HOME", help="Ledger, checkpoints and local servers.")
+    Path, typer.Option("--state-dir", help="Ledger, checkpoints and local servers (env OPSGRAPH_HOME or .env).")
 ]
 ApprovalOption = Annotated[
-    ApprovalMode, typer.Option("--approval", help="Which steps wait for a human: risky, all or none.")
+    ApprovalMode,
+    typer.Option("--approval", help="Steps that wait for a human: risky, all or none (env OPSGRAPH_APPROVAL or .env)."),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="JSON Lines on stdout (one object per line); progress stays on stderr.")
@@ -78,8 +82,24 @@ def _print_version(asked: bool) -> None:
         raise typer.Exit()
 
 
+def _setting_defaults(command: object, settings: Settings) -> dict[str, object]:
+    """Click's default map for `command` and every subcommand: the shared options take the settings' values.
+
+    A flag on the command line still wins; the settings already put the environment over `.env`.
+    """
+    defaults: dict[str, object] = {
+        "inventory": settings.inventory,
+        "state_dir": settings.home,
+        "approval": settings.approval,
+    }
+    if isinstance(command, TyperGroup):
+        defaults |= {name: _setting_defaults(sub, settings) for name, sub in command.commands.items()}
+    return defaults
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     _version: Annotated[
         bool,
@@ -89,4 +109,5 @@ def main(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    ctx.default_map = _setting_defaults(ctx.command, load_settings())
     configure_tracing()

@@ -1,12 +1,12 @@
 """Run-time configuration of the incident graph, passed per run (never checkpointed).
 
-Every field falls back to an environment variable so that the CLI, tests and the
-LangGraph server (which builds the context from JSON) all configure the same way.
+Every field the operator sets defaults to `opsgraph.settings` (the environment over
+`.env`), so that the CLI, tests and the LangGraph server (which builds the context from
+JSON) all configure the same way.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
+from opsgraph.settings import load_settings
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.spec import ToolContext
 
@@ -21,38 +22,37 @@ if TYPE_CHECKING:
     from opsgraph.agents.reasoning import Reasoner
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
 @dataclass(kw_only=True)
 class Context:
     inventory_path: str = field(
-        default_factory=lambda: _env("OPSGRAPH_INVENTORY", "opsgraph.yaml"),
+        default_factory=lambda: load_settings().inventory,
         metadata={"description": "Inventory file listing the resources in scope (env OPSGRAPH_INVENTORY)."},
     )
     state_dir: str = field(
-        default_factory=lambda: _env("OPSGRAPH_HOME", ".opsgraph"),
+        default_factory=lambda: load_settings().home,
         metadata={"description": "Folder for the ledger, checkpoints and local servers (env OPSGRAPH_HOME)."},
     )
     approval: str = field(
-        default_factory=lambda: _env("OPSGRAPH_APPROVAL", ApprovalMode.RISKY.value),
+        default_factory=lambda: load_settings().approval,
         metadata={"description": "Which steps wait for a human: risky, all or none (env OPSGRAPH_APPROVAL)."},
     )
     reasoning: str = field(
-        default_factory=lambda: _env("OPSGRAPH_REASONING", "auto"),
+        default_factory=lambda: load_settings().reasoning,
         metadata={
             "description": "Reasoning backend: auto (the model of OPSGRAPH_MODEL / GOOGLE_API_KEY if set, else the "
             "runbook), runbook (embedded, rule-based), model, or a provider:model spec (env OPSGRAPH_REASONING)."
         },
     )
     diagnostician_reasoning: str | None = field(
-        default_factory=lambda: os.environ.get("OPSGRAPH_DIAGNOSTICIAN_REASONING"),
-        metadata={"description": "Per-node override of `reasoning` for the diagnostician."},
+        default_factory=lambda: load_settings().diagnostician_reasoning,
+        metadata={
+            "description": "Per-node override of `reasoning` for the diagnostician "
+            "(env OPSGRAPH_DIAGNOSTICIAN_REASONING)."
+        },
     )
     planner_reasoning: str | None = field(
-        default_factory=lambda: os.environ.get("OPSGRAPH_PLANNER_REASONING"),
-        metadata={"description": "Per-node override of `reasoning` for the planner."},
+        default_factory=lambda: load_settings().planner_reasoning,
+        metadata={"description": "Per-node override of `reasoning` for the planner (env OPSGRAPH_PLANNER_REASONING)."},
     )
     model_timeout_s: float = field(default=30.0, metadata={"description": "Upper bound on one model call."})
     verify_deadline_s: float = field(
@@ -99,5 +99,5 @@ class Context:
 
 
 def context_of(context: Context | None) -> Context:
-    """Runs started without a context (e.g. from Studio) get the environment defaults."""
+    """Runs started without a context (e.g. from Studio) get the settings' defaults (environment, `.env`)."""
     return context if context is not None else Context()

@@ -1,4 +1,4 @@
-"""Which reasoning backend each node gets, from the Context and the environment."""
+"""Which reasoning backend each node gets, from the Context and the settings (environment, `.env`)."""
 
 from pathlib import Path
 
@@ -13,9 +13,11 @@ from opsgraph.graph.context import Context
 
 
 @pytest.fixture
-def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing configured: neither in the environment nor in a `.env` (a developer's own stays out)."""
     for variable in ("OPSGRAPH_MODEL", "GOOGLE_API_KEY", "GEMINI_API_KEY", "OPSGRAPH_REASONING"):
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OPSGRAPH_ENV_FILE", str(tmp_path / "no.env"))
 
 
 @pytest.fixture
