@@ -1,4 +1,4 @@
-"""The reasoning interface: what any backend (runbook today, a chat model later) provides.
+"""The reasoning interface: what every backend (the runbook, a chat model) provides.
 
 A backend reads evidence through `ReadTool` — which can only run read-only catalogue
 tools — and returns data: a `Diagnosis` and a `Plan`. It never executes anything; the

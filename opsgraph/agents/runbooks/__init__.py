@@ -1,6 +1,6 @@
 """The embedded runbook backend: known failure signatures → deterministic diagnosis and plan.
 
-It is the offline default and, later, the fallback when a model fails. It is honest
+It is the offline default and the fallback when a model fails or is refused. It is honest
 about being rule-based: every diagnosis says `backend="runbook"`, and a signature it
 does not know yields an empty plan (so the incident escalates) rather than a guess.
 One module per target kind holds its signatures (`RUNBOOKS`: symptom → Runbook).
