@@ -106,7 +106,7 @@ def _plan_redis_memory(incident: Incident, resource: Resource, read: ReadTool) -
             args={"resource": resource.name, "maxmemory_mb": wanted_mb},
             rationale=f"{used_mb:.1f} MiB in use; {wanted_mb} MiB puts it near {TARGET_MEMORY_SHARE:.0%} of maxmemory",
             expected_effect=f"memory use falls to about {100 * used_mb / wanted_mb:.0f} % of maxmemory; no more OOM",
-            undo=f"redis_scale_memory back to {math.ceil(current_mb)} MiB",
+            undo=f"a human sets maxmemory back to {math.ceil(current_mb)} MiB (CONFIG SET) once usage is below it",
         )
     )
     return Plan(steps=steps, summary=f"raise maxmemory of {resource.name} to {wanted_mb} MiB", backend=BACKEND)
