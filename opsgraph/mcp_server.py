@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any
@@ -23,10 +22,9 @@ from mcp.server.fastmcp import Context, FastMCP
 from mcp.types import ToolAnnotations
 
 from opsgraph.graph.ledger import Ledger
-from opsgraph.graph.schemas import ActionRecord
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.runner import run_tool
+from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext, ToolError, ToolSpec
 
 
@@ -64,26 +62,19 @@ def caller_of(context: Context | None) -> str:  # type: ignore[type-arg]
     return f"mcp:{params.clientInfo.name if params is not None else 'unknown'}"
 
 
-def _audited(spec: ToolSpec[Any], ctx: ToolContext, caller: str, arguments: dict[str, Any], timeout_s: float) -> Any:
+def _audited(
+    spec: ToolSpec[Any], ctx: ToolContext, caller: str, arguments: dict[str, Any], timeout_s: float
+) -> ToolOutcome:
     """Run a mutating call between an intent row and a result row (key: a fresh id per call)."""
     ledger = Ledger(ctx.state_dir / "ledger.sqlite")
-    key = f"{caller}:{uuid.uuid4().hex}"
-    ledger.record_intent(key, caller, 0, 0, spec.name, arguments)
-    started = time.time()
-    outcome = run_tool(spec.name, arguments, ctx, timeout_s)
-    record = ActionRecord(
-        index=0,
-        tool=spec.name,
-        args=arguments,
-        status="ok" if outcome.ok else "error",
-        output=outcome.output,
-        error=outcome.error,
-        started_at=started,
-        finished_at=time.time(),
-        data_check=outcome.data_check,
-    )
-    ledger.record_result(key, caller, 0, record)
-    return outcome
+    outcomes: list[ToolOutcome] = []
+
+    def call() -> ToolOutcome:
+        outcomes.append(run_tool(spec.name, arguments, ctx, timeout_s))
+        return outcomes[-1]
+
+    ledger.recorded_call(f"{caller}:{uuid.uuid4().hex}", caller, 0, 0, spec.name, arguments, call)
+    return outcomes[-1]
 
 
 def _handler(spec: ToolSpec[Any], ctx: ToolContext, timeout_s: float) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,9 @@ def test_compose_hands_every_setting_to_opsgraph() -> None:
         "/app/deploy/opsgraph.compose.yaml",
         "/data",
     )
+
+
+def test_the_suite_never_reads_a_developers_env_file() -> None:
+    """The `suite_settings` plugin points the settings at a file that does not exist."""
+    path = os.environ["OPSGRAPH_ENV_FILE"]
+    assert path.endswith("no-such.env") and not os.path.exists(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,9 @@ from pydantic import BaseModel
 
 from opsgraph.agents.records import Incident, Plan
 from opsgraph.graph.schemas import ActionRecord, Approval, ReviewedStep
+from opsgraph.tools.runner import ToolOutcome
+
+ToolCall = Callable[[], ToolOutcome]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -265,6 +268,27 @@ class Ledger:
                     time.time(),
                 ),
             )
+
+    def recorded_call(
+        self, key: str, owner: str, plan_no: int, index: int, tool: str, args: dict[str, Any], call: ToolCall
+    ) -> ActionRecord:
+        """Run one tool call between its intent row and its result row: the audit trail of every mutating path."""
+        self.record_intent(key, owner, plan_no, index, tool, args)
+        started = time.time()
+        outcome = call()
+        record = ActionRecord(
+            index=index,
+            tool=tool,
+            args=args,
+            status="ok" if outcome.ok else "error",
+            output=outcome.output,
+            error=outcome.error,
+            started_at=started,
+            finished_at=time.time(),
+            data_check=outcome.data_check,
+        )
+        self.record_result(key, owner, plan_no, record)
+        return record
 
     def result_for(self, key: str) -> ActionRecord | None:
         with self._connect() as conn:

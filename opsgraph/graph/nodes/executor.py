@@ -12,6 +12,7 @@ changed unexpectedly ends the plan (the verifier then fails the incident).
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -76,21 +77,10 @@ def executor(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
         key = action_key(incident.incident_id, plan_no, step.index)
         record = ctx.ledger.result_for(key) or _gate(ctx, incident, plan, plan_no, step, key)
         if record is None:
-            ctx.ledger.record_intent(key, incident.incident_id, plan_no, step.index, step.step.tool, step.step.args)
-            started = time.time()
-            outcome = run_tool(step.step.tool, step.step.args, ctx.tools, ctx.tool_timeout_s)
-            record = ActionRecord(
-                index=step.index,
-                tool=step.step.tool,
-                args=step.step.args,
-                status="ok" if outcome.ok else "error",
-                output=outcome.output,
-                error=outcome.error,
-                started_at=started,
-                finished_at=time.time(),
-                data_check=outcome.data_check,
-            )
-            ctx.ledger.record_result(key, incident.incident_id, plan_no, record)
+            record = ctx.ledger.recorded_call(
+                key, incident.incident_id, plan_no, step.index, step.step.tool, step.step.args,
+                partial(run_tool, step.step.tool, step.step.args, ctx.tools, ctx.tool_timeout_s),
+            )  # fmt: skip
         records.append(record)
         if record.status != "ok" or record.data_lost:
             break  # later steps assume earlier ones worked, and never build on lost data

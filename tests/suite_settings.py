@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: tests see only the settings they set themselves."""
+"""A pytest plugin for the whole suite (`-p suite_settings` in pyproject): tests see only the settings they set."""
 
 from __future__ import annotations
 
