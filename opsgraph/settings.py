@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     diagnostician_reasoning: str | None = Field(default=None, description="The diagnostician's own `reasoning`.")
     planner_reasoning: str | None = Field(default=None, description="The planner's own `reasoning`.")
     model: str | None = Field(default=None, description="The chat model of auto/model, as provider:model.")
+    langgraph_url: str | None = Field(
+        default=None,
+        description="A LangGraph server (Studio, `langgraph dev`) whose paused incidents approve/reject answer.",
+    )
     # Provider settings under the names their SDKs use; passed to the model explicitly,
     # since a key that is only in .env never reaches os.environ.
     google_api_key: SecretStr | None = Field(default=None, validation_alias="GOOGLE_API_KEY")

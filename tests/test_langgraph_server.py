@@ -188,3 +188,48 @@ def test_incident_pauses_for_approval_and_resumes_to_resolution(server: Server, 
     assert probe(cache).health is Health.HEALTHY
     row = server.stack.context().ledger.incident(incident_id)
     assert row is not None and row["status"] == "resolved"
+
+
+def test_an_incident_paused_on_the_server_is_approved_with_the_cli(server: Server, client: SyncLangGraphClient) -> None:
+    """One approval flow for every entry point: Studio pauses it, `opsgraph approve --server` answers it."""
+    cache = server.stack.inventory.get("cache")
+    fill_redis_memory(cache)
+    incident_id = str(uuid.uuid4())
+    client.threads.create(thread_id=incident_id)
+    client.runs.wait(incident_id, GRAPH_ID, input={"resource": "cache", "incident_id": incident_id}, context=FAST)
+    assert client.threads.get(incident_id)["status"] == "interrupted"
+    ledger = server.stack.context().ledger
+    assert ledger.ids_with_status("awaiting_approval") == [incident_id]
+
+    def approve(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "opsgraph",
+            "approve",
+            incident_id,
+            "--by",
+            "bob",
+            "--inventory",
+            str(server.stack.inventory_path),
+            "--state-dir",
+            str(server.stack.state_dir),
+            *extra,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+
+    here_only = approve()
+    assert here_only.returncode == 1 and "pass --server URL" in here_only.stderr
+    approved = approve("--server", server.url)
+    assert approved.returncode == 0, approved.stderr
+    assert "RESOLVED" in approved.stdout
+    assert client.threads.get(incident_id)["status"] == "idle"
+    results = [row for row in ledger.actions(incident_id) if row["phase"] == "result"]
+    assert [(row["tool"], row["status"]) for row in results] == [("redis_scale_memory", "ok")]  # executed once
+    [decided] = ledger.approvals(incident_id)
+    assert decided["decided_by"] == "bob" and decided["decision"] == "approve"
+    closed = ledger.incident(incident_id)
+    assert closed is not None and closed["status"] == "resolved"  # the ledger agrees with the checkpoint
+    again = approve("--server", server.url)
+    assert again.returncode == 1 and "is not waiting for an approval" in again.stderr
+    assert probe(cache).health is Health.HEALTHY

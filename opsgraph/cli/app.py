@@ -91,6 +91,7 @@ def _setting_defaults(command: object, settings: Settings) -> dict[str, object]:
         "inventory": settings.inventory,
         "state_dir": settings.home,
         "approval": settings.approval,
+        "server": settings.langgraph_url,
     }
     if isinstance(command, TyperGroup):
         defaults |= {name: _setting_defaults(sub, settings) for name, sub in command.commands.items()}

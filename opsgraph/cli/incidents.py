@@ -141,10 +141,10 @@ def _decide(
     inventory: Path,
     state_dir: Path,
     approval: ApprovalMode,
+    server: str | None,
 ) -> None:
-    """Answer a paused incident's approval request from this process and run it on."""
-    import getpass
-
+    """Answer a paused incident's approval request and run it on: here when this process's
+    checkpoints hold it, else on the LangGraph server (`--server`) that paused it."""
     from opsgraph.graph.context import Context
     from opsgraph.graph.fixing import summary
     from opsgraph.graph.runtime import incident_graph, pending_request, resume_incident
@@ -153,25 +153,56 @@ def _decide(
     context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
     with incident_graph(state_dir) as graph:
         request = pending_request(graph, incident_id)
-        if request is None:
-            record = context.ledger.incident(incident_id)
-            status = record["status"] if record else "unknown incident"
-            err.print(f"[red]error:[/] {escape(incident_id)} is not waiting for an approval ({status})")
-            raise typer.Exit(1)
-        answer = {
-            "decision": decision,
-            "by": by or getpass.getuser(),
-            "digests": [step["digest"] for step in request["steps"]],
-            "comment": comment,
-        }
-        for step in request["steps"]:
-            err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
-        result = resume_incident(graph, context, incident_id, answer, show_node)
+        if request is not None:
+            answer = _answer(request, decision, by, comment)
+            result = resume_incident(graph, context, incident_id, answer, show_node)
+            _show_summary(summary(result))
+            return
+    if server is not None and _decide_on_server(server, incident_id, decision, by, comment):
+        return
+    record = context.ledger.incident(incident_id)
+    status = record["status"] if record else "unknown incident"
+    where = f" here or on {server}" if server else " here (paused on a LangGraph server? pass --server URL)"
+    err.print(f"[red]error:[/] {escape(incident_id)} is not waiting for an approval{escape(where)} ({status})")
+    raise typer.Exit(1)
+
+
+def _answer(request: dict[str, Any], decision: str, by: str | None, comment: str | None) -> dict[str, Any]:
+    """The answer to an approval request: bound to the digests of exactly the steps it shows."""
+    import getpass
+
+    for step in request["steps"]:
+        err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
+    return {
+        "decision": decision,
+        "by": by or getpass.getuser(),
+        "digests": [step["digest"] for step in request["steps"]],
+        "comment": comment,
+    }
+
+
+def _decide_on_server(server: str, incident_id: str, decision: str, by: str | None, comment: str | None) -> bool:
+    """Answer the incident on the LangGraph server that paused it; False when it does not wait there."""
+    from opsgraph.graph.fixing import summary
+    from opsgraph.graph.remote import pending_on_server, resume_on_server
+
+    request = pending_on_server(server, incident_id)
+    if request is None:
+        return False
+    result = resume_on_server(server, incident_id, _answer(request, decision, by, comment))
     _show_summary(summary(result))
+    return True
 
 
 DecisionBy = Annotated[str | None, typer.Option("--by", help="Who decides (default: your user name).")]
 DecisionComment = Annotated[str | None, typer.Option("--comment", help="Recorded with the decision.")]
+DecisionServer = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="A LangGraph server (Studio, langgraph dev) that paused the incident (env OPSGRAPH_LANGGRAPH_URL).",
+    ),
+]
 
 
 @app.command(rich_help_panel="Incidents")
@@ -182,9 +213,10 @@ def approve(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     approval: ApprovalOption = ApprovalMode.RISKY,
+    server: DecisionServer = None,
 ) -> None:
-    """Approve the exact steps a paused incident waits on, then execute and verify them here."""
-    _decide(incident_id, "approve", by, comment, inventory, state_dir, approval)
+    """Approve the exact steps a paused incident waits on, then execute and verify them (here or on its server)."""
+    _decide(incident_id, "approve", by, comment, inventory, state_dir, approval, server)
 
 
 @app.command(rich_help_panel="Incidents")
@@ -195,9 +227,10 @@ def reject(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     approval: ApprovalOption = ApprovalMode.RISKY,
+    server: DecisionServer = None,
 ) -> None:
     """Reject a paused incident's plan; nothing runs and the incident closes as rejected."""
-    _decide(incident_id, "reject", by, comment, inventory, state_dir, approval)
+    _decide(incident_id, "reject", by, comment, inventory, state_dir, approval, server)
 
 
 @incidents_app.callback(invoke_without_command=True)
