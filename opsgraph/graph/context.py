@@ -18,7 +18,8 @@ from opsgraph.settings import load_settings
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.spec import ToolContext
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for annotations: the `reasoner` field stays `object` so that LangGraph can
+    # render this dataclass as the JSON context schema Studio shows.
     from opsgraph.agents.reasoning import Reasoner
 
 
@@ -78,6 +79,8 @@ class Context:
 
     def reasoning_backend(self, node: str) -> Reasoner:
         """The Reasoner given directly, else the one this node's setting names (built when asked, never at import)."""
+        # Imported here for speed, not to dodge a cycle: the model path pulls in LangChain's
+        # integrations (~1.6 s), which a runbook-only run or a CLI command never needs.
         from opsgraph.agents.llm import reasoner_for
 
         if self.reasoner is not None:
