@@ -25,8 +25,8 @@ from typing import Any
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
-from opsgraph.tools.environments.external import not_configured
-from opsgraph.tools.inventory import Environment, Resource
+from opsgraph.tools.environments.external import restart_refusal
+from opsgraph.tools.inventory import Resource
 from opsgraph.tools.snapshot import Snapshot
 
 # After a scale-up, active connections should fill at most this share of capacity: well
@@ -392,17 +392,9 @@ def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool
     return diagnosis_of(incident, evidence, f"{incident.resource} does not answer: nginx is down or hung", 0.7)
 
 
-def _may_start(resource: Resource) -> bool:
-    """Whether the environment has a way to bring this nginx back: an external one must declare restart or start."""
-    if resource.environment is not Environment.EXTERNAL:
-        return True
-    commands = resource.external.lifecycle_commands()
-    return commands.restart is not None or commands.start is not None
-
-
 def _plan_restart(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
-    if not _may_start(resource):
-        return Plan(steps=[], summary=f"{not_configured(resource, 'restart')}; escalate", backend=BACKEND)
+    if (refusal := restart_refusal(resource, running=False)) is not None:
+        return Plan(steps=[], summary=f"{refusal}; escalate", backend=BACKEND)
     step = PlanStep(
         tool="nginx_restart",
         args={"resource": resource.name},

@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
+from opsgraph.tools.environments.external import restart_refusal
 from opsgraph.tools.inventory import Resource
-from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs, restart_refusal
+from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs
 from opsgraph.tools.probes.postgres_probe import NO_SLOT
 from opsgraph.tools.snapshot import Snapshot
 

@@ -56,6 +56,23 @@ def not_configured(resource: Resource, operation: str) -> LifecycleRefused:
     )
 
 
+def restart_refusal(resource: Resource, running: bool = True) -> str | None:
+    """Why OpsGraph may not restart this server (or start it, when it is down), or None when it may.
+
+    The one rule, for plans and tools alike: only an external server can say no in advance —
+    it is restarted exactly as its inventory entry declares (`restart`, else `stop` then
+    `start`, or just `start` when it is down), and with nothing declared there is no way.
+    """
+    if resource.environment is Environment.GCP:
+        return f"{resource.name} runs in the gcp environment, which has no restart in this version"
+    if resource.environment is not Environment.EXTERNAL:
+        return None
+    commands = resource.external.lifecycle_commands()
+    if commands.restart is not None or (commands.start is not None and (not running or commands.stop is not None)):
+        return None
+    return str(not_configured(resource, "restart" if running else "start"))
+
+
 class ExternalEnvironment:
     """Lifecycle operations for `environment: external` resources, exactly as the inventory declares them."""
 
@@ -69,18 +86,18 @@ class ExternalEnvironment:
         raises LifecycleFailed with the command's output and the log's last lines.
         """
         resource = self.inventory.get(resource_name)
-        settings = _settings(resource)
-        commands = settings.lifecycle_commands()
+        commands = _settings(resource).lifecycle_commands()
         running = answers(resource)
+        if restart_refusal(resource, running) is not None:
+            raise not_configured(resource, "restart")
         if commands.restart is not None:
             self._run(resource, "restart", commands.restart)
-        elif commands.start is not None and (not running or commands.stop is not None):
+        else:
+            assert commands.start is not None  # restart_refusal said there is a way
             if running and commands.stop is not None:
                 self._run(resource, "stop", commands.stop)
                 self._wait(resource, up=False)
             self._run(resource, "start", commands.start)
-        else:
-            raise not_configured(resource, "restart")
         self._wait(resource, up=True)
         return self.status(resource_name)
 

@@ -16,7 +16,6 @@ from opsgraph.tools.postgres_tools.server import (
     postgres_restart,
     postgres_scale_connections,
     postgres_vacuum,
-    restart_refusal,
 )
 from opsgraph.tools.postgres_tools.sessions import (
     MAX_SESSIONS_PER_CALL,
@@ -33,7 +32,6 @@ __all__ = [
     "TOOLS",
     "PostgresKillArgs",
     "connect",
-    "restart_refusal",
 ]
 
 TOOLS: list[ToolSpec[Any]] = [

@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from opsgraph.tools.environments.external import not_configured
-from opsgraph.tools.inventory import Environment, Resource, ResourceKind
+from opsgraph.tools.environments.external import restart_refusal
+from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import CAN_READ_SQL
 from opsgraph.tools.risk import Risk
@@ -35,22 +35,6 @@ def connections_ceiling(args: PostgresScaleConnectionsArgs, resource: Resource) 
     if args.max_connections > ceiling:
         return f"max_connections {args.max_connections} is above this resource's policy ceiling of {ceiling}"
     return None
-
-
-def restart_refusal(resource: Resource, running: bool = True) -> str | None:
-    """Why OpsGraph may not restart this server (or start it, when it is down), or None when it may.
-
-    Only an external server can say no in advance: it is restarted exactly as its inventory
-    entry declares, and with nothing declared OpsGraph has no way to do it.
-    """
-    if resource.environment is Environment.GCP:
-        return f"{resource.name} runs in the gcp environment, which has no restart in this version"
-    if resource.environment is not Environment.EXTERNAL:
-        return None
-    commands = resource.external.lifecycle_commands()
-    if commands.restart is not None or (commands.start is not None and (not running or commands.stop is not None)):
-        return None
-    return str(not_configured(resource, "restart" if running else "start"))
 
 
 # Client backends (this one included) and the slots ordinary roles may not use.
