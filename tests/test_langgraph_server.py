@@ -191,12 +191,15 @@ def test_incident_pauses_for_approval_and_resumes_to_resolution(server: Server, 
 
 
 def test_an_incident_paused_on_the_server_is_approved_with_the_cli(server: Server, client: SyncLangGraphClient) -> None:
-    """One approval flow for every entry point: Studio pauses it, `opsgraph approve --server` answers it."""
+    """One approval flow for every entry point: Studio pauses it, `opsgraph approve --server` answers it.
+
+    Started as Studio starts it, with no `incident_id`: the thread's id becomes the incident's.
+    """
     cache = server.stack.inventory.get("cache")
     fill_redis_memory(cache)
     incident_id = str(uuid.uuid4())
     client.threads.create(thread_id=incident_id)
-    client.runs.wait(incident_id, GRAPH_ID, input={"resource": "cache", "incident_id": incident_id}, context=FAST)
+    client.runs.wait(incident_id, GRAPH_ID, input={"resource": "cache"}, context=FAST)
     assert client.threads.get(incident_id)["status"] == "interrupted"
     ledger = server.stack.context().ledger
     assert ledger.ids_with_status("awaiting_approval") == [incident_id]

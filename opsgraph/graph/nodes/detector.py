@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Literal
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -24,6 +25,16 @@ from opsgraph.tools.snapshot import Health
 
 def new_incident_id(resource: str) -> str:
     return f"inc-{time.strftime('%Y%m%d-%H%M%S')}-{resource}-{uuid.uuid4().hex[:6]}"
+
+
+def _thread_id() -> str | None:
+    """The thread this run is checkpointed under: thread id == incident id on every path, so a
+    thread started without an `incident_id` (Studio, the SDK) is found by the id the ledger shows."""
+    try:
+        thread = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # called outside a graph run (no config to read)
+        return None
+    return str(thread) if thread else None
 
 
 def fingerprint(resource: str, symptom: str) -> str:
@@ -47,7 +58,7 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             f"unexpectedly: OpsGraph takes no action on it until a human runs `opsgraph incidents release {holder}`"
         )
         return Command(goto="__end__", update=conclude("held", detail, "detector", now))
-    incident_id = state.get("incident_id") or new_incident_id(resource.name)
+    incident_id = state.get("incident_id") or _thread_id() or new_incident_id(resource.name)
     incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
     duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)
     if duplicate_of is not None and duplicate_of != incident_id:
