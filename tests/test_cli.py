@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from outside_redis import outside_redis
-from support import redis_resource, running_stack, shop_resources, stop, wait_for, watching
+from support import free_port, redis_resource, running_stack, shop_resources, stop, wait_for, watching
 
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.faults import fill_redis_memory
@@ -306,3 +306,11 @@ def _read_some(fd: int, seen: list[str]) -> str:
         with contextlib.suppress(OSError):  # EIO: the watcher exited and closed its side
             seen.append(os.read(fd, 65536).decode(errors="replace"))
     return "".join(seen)
+
+
+def test_approve_on_a_langgraph_server_that_does_not_answer_says_so_in_one_line(cli: Cli) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    result = cli("approve", "inc-unknown", "--server", nobody)
+    assert result.returncode == 1
+    assert f"error: the LangGraph server at {nobody} did not answer" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -184,12 +184,16 @@ def _answer(request: dict[str, Any], decision: str, by: str | None, comment: str
 def _decide_on_server(server: str, incident_id: str, decision: str, by: str | None, comment: str | None) -> bool:
     """Answer the incident on the LangGraph server that paused it; False when it does not wait there."""
     from opsgraph.graph.fixing import summary
-    from opsgraph.graph.remote import pending_on_server, resume_on_server
+    from opsgraph.graph.remote import RemoteError, pending_on_server, resume_on_server
 
-    request = pending_on_server(server, incident_id)
-    if request is None:
-        return False
-    result = resume_on_server(server, incident_id, _answer(request, decision, by, comment))
+    try:
+        request = pending_on_server(server, incident_id)
+        if request is None:
+            return False
+        result = resume_on_server(server, incident_id, _answer(request, decision, by, comment))
+    except RemoteError as error:  # an operator's error: one line, not a traceback
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(1) from None
     _show_summary(summary(result))
     return True
 

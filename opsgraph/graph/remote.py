@@ -28,6 +28,10 @@ class RemoteError(RuntimeError):
     """The LangGraph server did not answer, or does not know the incident; the message says which."""
 
 
+def _unreachable(url: str, error: Exception) -> str:
+    return f"the LangGraph server at {url} did not answer: {type(error).__name__}: {error}"
+
+
 def pending_on_server(url: str, incident_id: str) -> dict[str, Any] | None:
     """The approval request the server's thread for this incident waits on, or None."""
     with get_sync_client(url=url, api_key=None, timeout=_TIMEOUT_S) as client:
@@ -36,9 +40,7 @@ def pending_on_server(url: str, incident_id: str) -> dict[str, Any] | None:
         except (NotFoundError, UnprocessableEntityError):  # no such thread (the server's ids are UUIDs)
             return None
         except httpx.TransportError as error:
-            raise RemoteError(
-                f"the LangGraph server at {url} did not answer: {type(error).__name__}: {error}"
-            ) from None
+            raise RemoteError(_unreachable(url, error)) from None
     interrupts = state.get("interrupts") or []
     value = interrupts[0].get("value") if interrupts else None
     return value if isinstance(value, dict) else None
@@ -47,6 +49,9 @@ def pending_on_server(url: str, incident_id: str) -> dict[str, Any] | None:
 def resume_on_server(url: str, incident_id: str, answer: dict[str, Any]) -> RunResult:
     """Resume the server's thread with the answer and wait for the run to end (or pause again)."""
     with get_sync_client(url=url, api_key=None, timeout=_TIMEOUT_S) as client:
-        values: Any = client.runs.wait(incident_id, GRAPH_ID, command={"resume": answer})
+        try:
+            values: Any = client.runs.wait(incident_id, GRAPH_ID, command={"resume": answer})
+        except httpx.TransportError as error:
+            raise RemoteError(_unreachable(url, error)) from None
     final = values if isinstance(values, dict) else {}
     return RunResult(incident_id=incident_id, values=final, pending=pending_on_server(url, incident_id))
