@@ -25,7 +25,7 @@ from opsgraph.tools.environments.docker import (
 )
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, declare
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, above_ceiling, declare
 
 MB = 1024 * 1024
 MAX_REPLICAS = 10
@@ -283,10 +283,9 @@ class DockerUpdateArgs(ToolArgs):
 
 
 def _memory_ceiling(args: DockerUpdateArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_memory_mb
-    if args.memory_mb is not None and args.memory_mb > ceiling:
-        return f"memory_mb {args.memory_mb} is above this resource's policy ceiling of {ceiling} MiB"
-    return None
+    if args.memory_mb is None:
+        return None
+    return above_ceiling("memory_mb", args.memory_mb, resource.policy.max_memory_mb, " MiB")
 
 
 def _limits_body(args: DockerUpdateArgs, host_config: dict[str, Any]) -> dict[str, int]:

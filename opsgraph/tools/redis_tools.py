@@ -22,7 +22,7 @@ from pydantic import Field
 from opsgraph.tools.connections import RETRY
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, declare
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, above_ceiling, declare
 
 MB = 1024 * 1024
 # Every client OpsGraph names starts with this; `redis_kill_idle_clients` never touches them.
@@ -160,10 +160,7 @@ class RedisScaleMemoryArgs(ToolArgs):
 
 
 def _memory_ceiling(args: RedisScaleMemoryArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_memory_mb
-    if args.maxmemory_mb > ceiling:
-        return f"maxmemory_mb {args.maxmemory_mb} is above this resource's policy ceiling of {ceiling} MiB"
-    return None
+    return above_ceiling("maxmemory_mb", args.maxmemory_mb, resource.policy.max_memory_mb, " MiB")
 
 
 @declare(
@@ -212,10 +209,7 @@ def _maxclients(client: redis.Redis) -> int:
 
 
 def _clients_ceiling(args: RedisScaleClientsArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_connections
-    if args.maxclients > ceiling:
-        return f"maxclients {args.maxclients} is above this resource's policy ceiling of {ceiling} connections"
-    return None
+    return above_ceiling("maxclients", args.maxclients, resource.policy.max_connections, " connections")
 
 
 @declare(

@@ -43,6 +43,13 @@ class ToolContext:
         return lifecycle_for(resource, self.inventory, self.state_dir)
 
 
+def above_ceiling(name: str, value: int, ceiling: int, unit: str = "") -> str | None:
+    """The hard-limit refusal of a value above a resource's policy ceiling (a `check_limits` answer), or None."""
+    if value <= ceiling:
+        return None
+    return f"{name} {value} is above this resource's policy ceiling of {ceiling}{unit}"
+
+
 ArgsT = TypeVar("ArgsT", bound=ToolArgs)
 
 

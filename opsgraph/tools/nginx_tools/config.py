@@ -34,7 +34,7 @@ from opsgraph.tools.nginx_tools.status import (
     running_master,
 )
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, above_ceiling, declare
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,7 @@ class NginxScaleConnectionsArgs(ToolArgs):
 
 
 def connections_ceiling(args: NginxScaleConnectionsArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_worker_connections
-    if args.worker_connections > ceiling:
-        return f"worker_connections {args.worker_connections} is above this resource's policy ceiling of {ceiling}"
-    return None
+    return above_ceiling("worker_connections", args.worker_connections, resource.policy.max_worker_connections)
 
 
 def open_connections(resource: Resource) -> int:

@@ -14,7 +14,7 @@ from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import CAN_READ_SQL
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, above_ceiling, declare
 
 # Plain (unquoted) identifiers, optionally schema-qualified, for VACUUM targets.
 _IDENT = r"[A-Za-z_][A-Za-z0-9_$]{0,62}"
@@ -31,10 +31,7 @@ class PostgresScaleConnectionsArgs(ToolArgs):
 
 
 def connections_ceiling(args: PostgresScaleConnectionsArgs, resource: Resource) -> str | None:
-    ceiling = resource.policy.max_connections
-    if args.max_connections > ceiling:
-        return f"max_connections {args.max_connections} is above this resource's policy ceiling of {ceiling}"
-    return None
+    return above_ceiling("max_connections", args.max_connections, resource.policy.max_connections)
 
 
 # Client backends (this one included) and the slots ordinary roles may not use.
