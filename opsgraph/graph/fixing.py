@@ -13,7 +13,15 @@ from typing import Any
 
 from opsgraph.graph.context import Context
 from opsgraph.graph.nodes.detector import new_incident_id
-from opsgraph.graph.runtime import NodeListener, RunResult, incident_graph, resume_incident, start_incident
+from opsgraph.graph.reconcile import reconcile
+from opsgraph.graph.runtime import (
+    NodeListener,
+    RunResult,
+    continue_incident,
+    incident_graph,
+    resume_incident,
+    start_incident,
+)
 from opsgraph.tools.probes import probe_all
 from opsgraph.tools.snapshot import Health
 
@@ -27,20 +35,28 @@ def fix_all(
     on_node: NodeListener | None = None,
     fault_started_at: float | None = None,
 ) -> list[RunResult]:
-    """One graph run per unhealthy resource; each run ends, or pauses when nobody answers."""
+    """One graph run per unhealthy resource; each run ends, or pauses when nobody answers.
+
+    What a killed process left is finished first (`reconcile`): an incident stopped mid-graph
+    runs on from its checkpoint rather than blocking its fault's fingerprint for ever.
+    """
     results = []
     with incident_graph(Path(context.state_dir)) as graph:
+
+        def answered(result: RunResult) -> RunResult:
+            while result.pending is not None and (answer := approver(result.pending)) is not None:
+                result = resume_incident(graph, context, result.incident_id, answer, on_node)
+            return result
+
+        _repairs, unfinished = reconcile(graph, context)
+        for incident_id in unfinished:
+            results.append(answered(continue_incident(graph, context, incident_id, on_node)))
         for snapshot in probe_all(context.inventory):
             if snapshot.health is Health.HEALTHY:
                 continue
             incident_id = new_incident_id(snapshot.resource)
-            result = start_incident(graph, context, snapshot.resource, incident_id, fault_started_at, on_node)
-            while result.pending is not None:
-                answer = approver(result.pending)
-                if answer is None:
-                    break
-                result = resume_incident(graph, context, incident_id, answer, on_node)
-            results.append(result)
+            started = start_incident(graph, context, snapshot.resource, incident_id, fault_started_at, on_node)
+            results.append(answered(started))
     return results
 
 

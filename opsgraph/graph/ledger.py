@@ -1,9 +1,10 @@
 """The audit ledger (SQLite): incidents, plans, approvals and actions, append-mostly.
 
 Separate from the LangGraph checkpoints on purpose. Checkpoints say where a graph
-is; the ledger says what was done to real infrastructure. The executor writes an
-`intent` row before a step and a `result` row after it, keyed by incident + plan +
-step, so a crash and resume never repeats a completed action.
+is; the ledger says what was done to real infrastructure. The executor claims a step by
+writing its `intent` row (one INSERT that only one process can win) and writes a `result`
+row after it, keyed by incident + plan + step, so neither a race nor a crash and resume
+repeats an action. The `runs` table says which live process drives each incident.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from opsgraph.agents.records import Incident, Plan
+from opsgraph.graph.owner import Owner
 from opsgraph.graph.schemas import ActionRecord, Approval, ReviewedStep
 from opsgraph.tools.runner import ToolOutcome
 
@@ -56,6 +59,11 @@ CREATE TABLE IF NOT EXISTS approvals (
     comment TEXT,
     decided_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    incident_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    since REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS actions (
     idempotency_key TEXT NOT NULL,
     phase TEXT NOT NULL CHECK (phase IN ('intent', 'result')),
@@ -78,8 +86,11 @@ DATA_SAFETY_FAILURE = "data_safety_failure"
 RELEASED = "data_safety_released"
 
 
-def action_key(incident_id: str, plan_no: int, step_index: int) -> str:
-    return f"{incident_id}/plan-{plan_no}/step-{step_index}"
+def action_key(incident_id: str, plan_no: int, step_index: int, attempt: int = 0) -> str:
+    """The idempotency key of one attempt at one step; a second attempt exists only when the first
+    was settled as never having happened (its worker died before the tool took effect)."""
+    key = f"{incident_id}/plan-{plan_no}/step-{step_index}"
+    return key if attempt == 0 else f"{key}/attempt-{attempt}"
 
 
 def _json(value: Any) -> str:
@@ -240,22 +251,57 @@ class Ledger:
         return [dict(row) for row in rows]
 
     # actions -------------------------------------------------------------
-    def record_intent(
-        self, key: str, incident_id: str, plan_no: int, index: int, tool: str, args: dict[str, Any]
-    ) -> None:
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO actions"
-                " (idempotency_key, phase, incident_id, plan_no, step_index, tool, args, at)"
-                " VALUES (?, 'intent', ?, ?, ?, ?, ?, ?)",
-                (key, incident_id, plan_no, index, tool, _json(args), time.time()),
-            )
+    def claim(
+        self,
+        key: str,
+        incident_id: str,
+        plan_no: int,
+        index: int,
+        tool: str,
+        args: dict[str, Any],
+        owner: Owner,
+        observed: str | None = None,
+    ) -> Claim:
+        """Take the step, or learn who has it: one INSERT, so two processes can never both win.
 
-    def record_result(self, key: str, incident_id: str, plan_no: int, record: ActionRecord) -> None:
+        The intent row carries its owner (to tell a running step from one whose worker died)
+        and what the tool observed about the target before the call (to settle it after a crash).
+        """
+        intent = {"owner": owner.as_dict(), "observed": observed}
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO actions"
+                " (idempotency_key, phase, incident_id, plan_no, step_index, tool, args, record, at)"
+                " VALUES (?, 'intent', ?, ?, ?, ?, ?, ?, ?)",
+                (key, incident_id, plan_no, index, tool, _json(args), _json(intent), time.time()),
+            )
+        if cursor.rowcount == 1:
+            return Claim(won=True)
+        return Claim(won=False, result=self.result_for(key), intent=self.intent(key))
+
+    def intent(self, key: str) -> Intent | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM actions WHERE idempotency_key = ? AND phase = 'intent'", (key,)
+            ).fetchone()
+        return _intent(row) if row else None
+
+    def in_doubt(self) -> list[Intent]:
+        """Intents without a result: steps that are running now, or whose worker died mid-call."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM actions AS i WHERE phase = 'intent' AND NOT EXISTS"
+                " (SELECT 1 FROM actions AS r WHERE r.idempotency_key = i.idempotency_key AND r.phase = 'result')"
+                " ORDER BY at"
+            ).fetchall()
+        return [_intent(row) for row in rows]
+
+    def record_result(self, key: str, incident_id: str, plan_no: int, record: ActionRecord) -> ActionRecord:
+        """Store a step's result; a step has one result, so the first one written is the one returned."""
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO actions (idempotency_key, phase, incident_id, plan_no, step_index, tool, args, status,"
-                " record, at) VALUES (?, 'result', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO actions (idempotency_key, phase, incident_id, plan_no, step_index, tool, args,"
+                " status, record, at) VALUES (?, 'result', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     incident_id,
@@ -268,27 +314,19 @@ class Ledger:
                     time.time(),
                 ),
             )
+        stored = self.result_for(key)
+        assert stored is not None  # just written, by this call or by the one that won
+        return stored
 
     def recorded_call(
         self, key: str, owner: str, plan_no: int, index: int, tool: str, args: dict[str, Any], call: ToolCall
     ) -> ActionRecord:
-        """Run one tool call between its intent row and its result row: the audit trail of every mutating path."""
-        self.record_intent(key, owner, plan_no, index, tool, args)
-        started = time.time()
-        outcome = call()
-        record = ActionRecord(
-            index=index,
-            tool=tool,
-            args=args,
-            status="ok" if outcome.ok else "error",
-            output=outcome.output,
-            error=outcome.error,
-            started_at=started,
-            finished_at=time.time(),
-            data_check=outcome.data_check,
-        )
-        self.record_result(key, owner, plan_no, record)
-        return record
+        """Run one tool call between its intent row and its result row, under a key nobody else holds
+        (an MCP call's fresh id): the audit trail of a mutating call that no graph step owns."""
+        claim = self.claim(key, owner, plan_no, index, tool, args, Owner.here())
+        if not claim.won:
+            raise ValueError(f"action key {key} is already taken: a recorded call needs a fresh key")
+        return self.record_result(key, owner, plan_no, run_recorded(index, tool, args, call))
 
     def result_for(self, key: str) -> ActionRecord | None:
         with self._connect() as conn:
@@ -297,13 +335,6 @@ class Ledger:
             ).fetchone()
         return ActionRecord.model_validate_json(row["record"]) if row else None
 
-    def has_intent(self, key: str) -> bool:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM actions WHERE idempotency_key = ? AND phase = 'intent'", (key,)
-            ).fetchone()
-        return row is not None
-
     def actions(self, incident_id: str) -> list[dict[str, Any]]:
         with self._connect() as conn:
             rows = conn.execute(
@@ -311,3 +342,99 @@ class Ledger:
                 (incident_id,),
             ).fetchall()
         return [dict(row) for row in rows]
+
+    # runs: who drives an incident's graph right now ----------------------
+    def acquire_run(self, incident_id: str, owner: Owner) -> Owner | None:
+        """Become the one process driving this incident; returns the live holder instead when there is one.
+
+        A holder that died (kill -9, a crash) holds nothing: its lease is taken over.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # read and take the lease as one step
+            row = conn.execute("SELECT owner FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
+            if row is not None:
+                holder = Owner.from_dict(json.loads(row["owner"]))
+                if holder.token != owner.token and holder.alive():
+                    return holder
+            conn.execute(
+                "INSERT OR REPLACE INTO runs (incident_id, owner, since) VALUES (?, ?, ?)",
+                (incident_id, _json(owner.as_dict()), time.time()),
+            )
+        return None
+
+    def release_run(self, incident_id: str, owner: Owner) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "DELETE FROM runs WHERE incident_id = ? AND json_extract(owner, '$.token') = ?",
+                (incident_id, owner.token),
+            )
+
+    def run_holder(self, incident_id: str) -> Owner | None:
+        """The live process driving this incident, if any."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT owner FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
+        if row is None:
+            return None
+        holder = Owner.from_dict(json.loads(row["owner"]))
+        return holder if holder.alive() else None
+
+
+def run_recorded(index: int, tool: str, args: dict[str, Any], call: ToolCall) -> ActionRecord:
+    """Call the tool and describe what happened as the step's result record."""
+    started = time.time()
+    outcome = call()
+    return ActionRecord(
+        index=index,
+        tool=tool,
+        args=args,
+        status="ok" if outcome.ok else "error",
+        output=outcome.output,
+        error=outcome.error,
+        started_at=started,
+        finished_at=time.time(),
+        data_check=outcome.data_check,
+    )
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A step that was started: who started it and what its tool saw of the target before."""
+
+    key: str
+    incident_id: str
+    plan_no: int
+    index: int
+    tool: str
+    args: dict[str, Any]
+    at: float
+    owner: Owner | None  # None: written by a version that did not record owners (treated as dead)
+    observed: str | None
+
+    @property
+    def owner_alive(self) -> bool:
+        return self.owner is not None and self.owner.alive()
+
+
+def _intent(row: sqlite3.Row) -> Intent:
+    extra = json.loads(row["record"]) if row["record"] else {}
+    owner = extra.get("owner")
+    return Intent(
+        key=row["idempotency_key"],
+        incident_id=row["incident_id"],
+        plan_no=row["plan_no"],
+        index=row["step_index"],
+        tool=row["tool"],
+        args=json.loads(row["args"]),
+        at=row["at"],
+        owner=Owner.from_dict(owner) if owner else None,
+        observed=extra.get("observed"),
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may I run this step?": yes (`won`), or here is its result or its intent."""
+
+    won: bool
+    result: ActionRecord | None = None
+    intent: Intent | None = None

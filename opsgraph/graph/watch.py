@@ -7,8 +7,9 @@ incident, not a storm. Runs go to a small thread pool so a slow verification on 
 resource does not blind the watcher to the others. Plans that need a human pause in
 their checkpoint (`opsgraph approve ID` resumes them from any process).
 
-On start it also finishes what a previous watcher left mid-graph (a kill between
-nodes): the checkpoint says where it stopped and the ledger stops any repeat.
+Before every sweep it also finishes what a killed process left (`reconcile`): steps
+in doubt are settled by looking at their target, graphs stopped between nodes run on
+from their checkpoint, and the ledger's claims stop any repeat.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from typing import Any, Protocol
 from opsgraph.graph.context import Context
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.nodes.detector import fingerprint, new_incident_id
+from opsgraph.graph.reconcile import reconcile
 from opsgraph.graph.runtime import (
+    IncidentBusy,
     IncidentGraph,
     NodeListener,
     RunResult,
     continue_incident,
     incident_graph,
-    is_unfinished,
     start_incident,
 )
 from opsgraph.tools.probes import probe_all
@@ -67,22 +69,34 @@ class Watcher:
 
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set; then let in-flight incident runs finish before returning."""
-        ledger = self._context.ledger
         with (
             incident_graph(Path(self._context.state_dir)) as graph,
             ThreadPoolExecutor(self._settings.max_parallel, thread_name_prefix="incident") as pool,
         ):
-            for incident_id in ledger.ids_with_status("open"):
-                if is_unfinished(graph, incident_id):
-                    self._say(f"resuming {incident_id} from its last checkpoint", incident_id=incident_id)
-                    pool.submit(self._guarded, incident_id, partial(self._continue, graph, incident_id))
             while not stop.is_set():
+                self._repair(graph, pool)
                 for snapshot in probe_all(self._context.inventory):
                     if snapshot.health is not Health.HEALTHY:
                         self._consider(graph, pool, snapshot)
                 stop.wait(self._settings.interval_s)
             self._say("stopping: waiting for incident runs in flight")
         self._say("stopped")
+
+    def _repair(self, graph: IncidentGraph, pool: ThreadPoolExecutor) -> None:
+        """Finish what a killed process left: settle steps in doubt, fix the ledger, run unfinished graphs on."""
+        repairs, unfinished = reconcile(graph, self._context)
+        for repair in repairs:
+            if repair.action != "unfinished":
+                self._say(
+                    f"{repair.incident_id}: repaired ({repair.action}): {repair.detail}", incident_id=repair.incident_id
+                )
+        for incident_id in unfinished:
+            with self._lock:
+                if incident_id in self._in_flight:
+                    continue
+                self._in_flight.add(incident_id)
+            self._say(f"resuming {incident_id} from its last checkpoint", incident_id=incident_id)
+            pool.submit(self._guarded, incident_id, partial(self._continue, graph, incident_id))
 
     def _consider(self, graph: IncidentGraph, pool: ThreadPoolExecutor, snapshot: Snapshot) -> None:
         assert snapshot.symptom is not None
@@ -141,6 +155,9 @@ class Watcher:
         """Run one incident; a crash is reported loudly but does not stop the watcher."""
         try:
             result = run()
+        except IncidentBusy as busy:  # another process drives it: that one reports its outcome
+            self._say(f"{key}: {busy}; leaving it to that process", fingerprint=key)
+            return
         except Exception as error:  # logged with its traceback; the checkpoint keeps the state
             log.exception("incident run for %s crashed", key)
             self._say(

@@ -23,6 +23,7 @@ from opsgraph.tools.environments.docker import (
     get_container,
     service_containers,
 )
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, above_ceiling, declare
@@ -158,7 +159,9 @@ class DockerRestartArgs(ToolArgs):
     stop_timeout_s: Annotated[int, Field(ge=0, le=120, description="Seconds between SIGTERM and SIGKILL")] = 10
 
 
-@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.CONTAINER, environments=_DOCKER, idempotent=False)
+@declare(
+    risk=Risk.DISRUPTIVE, target=ResourceKind.CONTAINER, environments=_DOCKER, idempotent=False, observe=server_identity
+)
 def docker_restart(args: DockerRestartArgs, ctx: ToolContext) -> dict[str, Any]:
     """Restart a container (start it if it exited) and wait until it runs; in-memory state is lost.
 

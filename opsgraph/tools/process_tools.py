@@ -19,6 +19,7 @@ from pydantic import Field
 from opsgraph.tools.environments.liveness import answers
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.environments.local.process import read_pid
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Environment, Resource
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, declare
@@ -106,7 +107,13 @@ def process_logs(args: ProcessLogsArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"lines": ctx.lifecycle(ctx.resource(args.resource)).log_tail(args.resource, args.lines)}
 
 
-@declare(risk=Risk.DISRUPTIVE, target=None, environments=frozenset({Environment.LOCAL}), idempotent=False)
+@declare(
+    risk=Risk.DISRUPTIVE,
+    target=None,
+    environments=frozenset({Environment.LOCAL}),
+    idempotent=False,
+    observe=server_identity,
+)
 def process_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Restart a local resource's process (stop, then start with its inventory settings).
 

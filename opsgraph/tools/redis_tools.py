@@ -20,6 +20,7 @@ import redis
 from pydantic import Field
 
 from opsgraph.tools.connections import RETRY
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, ToolSpec, above_ceiling, declare
@@ -266,7 +267,7 @@ def redis_flush(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     return {"keys_deleted": keys}
 
 
-@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.REDIS, idempotent=False)
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.REDIS, idempotent=False, observe=server_identity)
 def redis_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Restart the Redis server through its environment; unsaved data is lost.
 

@@ -72,6 +72,9 @@ class ToolSpec(Generic[ArgsT]):
     # Data-fingerprint facts (see data_safety) this tool changes on purpose, e.g. redis_flush
     # the key count; any other change after a disruptive step is a data-safety failure.
     may_change: frozenset[str] = frozenset()
+    # Non-idempotent tools: what to note about the target before the call (e.g. the server's
+    # identity), so that a call left in doubt by a crash is settled by looking, not guessed.
+    observe: Callable[[Resource, ToolContext], str | None] | None = None
 
     @property
     def checks_data(self) -> bool:
@@ -121,6 +124,7 @@ def declare(
     check_limits: Callable[[ArgsT, Resource], str | None] | None = None,
     environments: frozenset[Environment] | None = None,
     may_change: frozenset[str] = frozenset(),
+    observe: Callable[[Resource, ToolContext], str | None] | None = None,
 ) -> Callable[[Callable[[ArgsT, ToolContext], dict[str, Any]]], ToolSpec[ArgsT]]:
     """Declare the decorated function a tool: it becomes its ToolSpec (`spec.run` is the function).
 
@@ -130,6 +134,11 @@ def declare(
     """
 
     def as_spec(function: Callable[[ArgsT, ToolContext], dict[str, Any]]) -> ToolSpec[ArgsT]:
+        if not idempotent and observe is None:
+            raise TypeError(
+                f"tool {function.__name__} is not idempotent: declare `observe`, so that a call left in doubt "
+                "by a crash can be settled by looking at the target"
+            )
         return ToolSpec(
             name=function.__name__,
             description=_first_paragraph(function),
@@ -142,6 +151,7 @@ def declare(
             check_limits=check_limits,
             environments=environments,
             may_change=may_change,
+            observe=observe,
         )
 
     return as_spec

@@ -12,9 +12,11 @@ from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.records import Incident, Plan, PlanStep
 from opsgraph.graph.nodes.executor import executor
+from opsgraph.graph.owner import Owner
 from opsgraph.graph.policy import ApprovalMode, review_plan
 from opsgraph.graph.state import IncidentState
 from opsgraph.tools.faults import fill_redis_memory
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.probes import probe
 from opsgraph.tools.snapshot import Health
 
@@ -111,14 +113,44 @@ def test_reexecuted_executor_does_not_repeat_a_completed_restart(tmp_path: Path)
         assert len(_result_rows(stack, "inc-crash")) == 1
 
 
-def test_started_but_unfinished_non_idempotent_step_is_not_repeated(tmp_path: Path) -> None:
+def _dead_owner() -> Owner:
+    """The owner of a claim whose worker was killed: a process that has exited."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return Owner(Owner.here().host, int(child.stdout), "gone", "dead-token")
+
+
+def test_step_in_doubt_that_took_effect_is_settled_as_done_and_not_repeated(tmp_path: Path) -> None:
+    """Killed after the restart ran but before its result: the new server instance says it happened."""
     with running_stack(tmp_path, [redis_resource()]) as stack:
         context = stack.context(approval=ApprovalMode.NONE.value)
         step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
         state = _restart_planned(stack, "inc-half", step)
-        # A crash between the intent row and the tool's result: the restart may or may not have happened.
-        context.ledger.record_intent("inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args)
+        identity = server_identity(stack.inventory.get("cache"), context.tools)
+        context.ledger.claim(
+            "inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args, _dead_owner(), identity
+        )
+        stack.local.restart("cache")  # what the killed worker's call did
         pid_before = stack.local.status()[0].pid
         result = executor(state, Runtime(context=context))
-        assert result["actions"][0]["status"] == "unknown"
-        assert stack.local.status()[0].pid == pid_before
+        assert result["actions"][0]["status"] == "ok"
+        assert "took effect" in result["actions"][0]["output"]["settled_after_crash"]
+        assert stack.local.status()[0].pid == pid_before  # not restarted a second time
+        assert len(_result_rows(stack, "inc-half")) == 1
+
+
+def test_step_in_doubt_that_did_not_take_effect_runs_once_more(tmp_path: Path) -> None:
+    """Killed after the intent row but before the tool ran: the same instance still runs, so it restarts now."""
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        context = stack.context(approval=ApprovalMode.NONE.value)
+        step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
+        state = _restart_planned(stack, "inc-half", step)
+        identity = server_identity(stack.inventory.get("cache"), context.tools)
+        context.ledger.claim(
+            "inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args, _dead_owner(), identity
+        )
+        pid_before = stack.local.status()[0].pid
+        result = executor(state, Runtime(context=context))
+        assert result["actions"][0]["status"] == "ok"
+        assert stack.local.status()[0].pid != pid_before  # restarted exactly once, now
+        statuses = sorted(row["status"] for row in _result_rows(stack, "inc-half"))
+        assert statuses == ["not_done", "ok"]  # the settled attempt and the one that ran

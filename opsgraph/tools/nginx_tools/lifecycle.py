@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.nginx_tools.config import CONFIG_ENVIRONMENTS, parse_shutdown_timeout, reload_nginx, tested_nginx
 from opsgraph.tools.nginx_tools.status import (
@@ -26,7 +27,7 @@ MAX_OLD_WORKER_WAIT_S = 12.0
 UNBOUNDED_OLD_WORKER_WAIT_S = 5.0
 
 
-@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.NGINX, idempotent=False)
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.NGINX, idempotent=False, observe=server_identity)
 def nginx_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Restart nginx through its environment; every open connection drops."""
     resource = ctx.resource(args.resource)

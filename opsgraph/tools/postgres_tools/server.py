@@ -10,6 +10,7 @@ from psycopg import sql
 from pydantic import Field
 
 from opsgraph.tools.environments.external import restart_refusal
+from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import CAN_READ_SQL
@@ -219,7 +220,7 @@ def postgres_vacuum(args: PostgresVacuumArgs, ctx: ToolContext) -> dict[str, Any
 # ---- postgres_restart
 
 
-@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.POSTGRES, idempotent=False)
+@declare(risk=Risk.DISRUPTIVE, target=ResourceKind.POSTGRES, idempotent=False, observe=server_identity)
 def postgres_restart(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Restart the PostgreSQL server through its environment; every session is dropped.
 
