@@ -152,5 +152,5 @@ def test_step_in_doubt_that_did_not_take_effect_runs_once_more(tmp_path: Path) -
         result = executor(state, Runtime(context=context))
         assert result["actions"][0]["status"] == "ok"
         assert stack.local.status()[0].pid != pid_before  # restarted exactly once, now
-        statuses = sorted(row["status"] for row in _result_rows(stack, "inc-half"))
+        statuses = sorted(str(row["status"]) for row in _result_rows(stack, "inc-half"))
         assert statuses == ["not_done", "ok"]  # the settled attempt and the one that ran
