@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
+from bench.redis_memory_pressure import free_port
 from bench.stats import describe
 from opsgraph.agents.llm import ModelReasoner
 from opsgraph.agents.llm.reasoner import FinalDiagnosis, FinalPlan
@@ -50,28 +50,22 @@ EMULATOR_NOTE = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _inventory(folder: Path) -> Path:
     path = folder / "opsgraph.yaml"
     resources = [
         {
             "name": "cache", "kind": "redis", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": _free_port()},
+            "connection": {"host": "127.0.0.1", "port": free_port()},
             "local": {"maxmemory_mb": MAXMEMORY_MB}, "policy": {"max_memory_mb": 256},
         },
         {
             "name": "db", "kind": "postgres", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": _free_port(), "user": "postgres", "database": "shop"},
+            "connection": {"host": "127.0.0.1", "port": free_port(), "user": "postgres", "database": "shop"},
             "local": {"max_connections": 40, "app_user": "shop"},
         },
         {
             "name": "shop", "kind": "http", "environment": "local",
-            "connection": {"host": "127.0.0.1", "port": _free_port()},
+            "connection": {"host": "127.0.0.1", "port": free_port()},
             "local": {"app_database": "db", "app_cache": "cache"},
         },
     ]  # fmt: skip

@@ -35,7 +35,7 @@ BASELINE_MTTR_S = 232.0
 TARGET_MEDIAN_MTTR_S = 10.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -47,7 +47,7 @@ def one_run(folder: Path) -> dict[str, Any]:
         "name": "cache",
         "kind": "redis",
         "environment": "local",
-        "connection": {"host": "127.0.0.1", "port": _free_port()},
+        "connection": {"host": "127.0.0.1", "port": free_port()},
         "local": {"maxmemory_mb": 64},
     }
     inventory_path.write_text(yaml.safe_dump({"version": 1, "resources": [resource]}))

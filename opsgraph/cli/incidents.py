@@ -281,3 +281,41 @@ def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph"),
         print_json_lines([record])
     else:
         out.print_json(json.dumps(record, default=str))
+
+
+@incidents_app.command("repair")
+def incidents_repair(
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    as_json: JsonOption = False,
+) -> None:
+    """Finish what a killed process left: settle steps in doubt, fix the ledger, run stopped incidents on.
+
+    `watch` and `fix` do the same on start; this is the on-demand form (e.g. after a crash, without a watcher).
+    """
+    from opsgraph.graph.context import Context
+    from opsgraph.graph.fixing import summary
+    from opsgraph.graph.reconcile import reconcile
+    from opsgraph.graph.runtime import IncidentBusy, continue_incident, incident_graph
+
+    inventory_or_exit(inventory)
+    context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
+    records: list[dict[str, Any]] = []
+    with incident_graph(state_dir) as graph:
+        repairs, unfinished = reconcile(graph, context)
+        records += [{"incident_id": r.incident_id, "repair": r.action, "detail": r.detail} for r in repairs]
+        for incident_id in unfinished:
+            try:
+                result = continue_incident(graph, context, incident_id, show_node)
+            except IncidentBusy as busy:
+                records.append({"incident_id": incident_id, "repair": "busy", "detail": str(busy)})
+                continue
+            records.append({"incident_id": incident_id, "repair": "resumed", "detail": summary(result)["outcome"]})
+    if as_json:
+        print_json_lines(records)
+        return
+    for record in records:
+        out.print(escape(f"{record['incident_id']}: {record['repair']}: {record['detail']}"))
+    if not records:
+        out.print("nothing to repair: the ledger and the checkpoints agree")

@@ -20,6 +20,7 @@ from langgraph.types import Command
 
 from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.failpoints import DURING_VERIFICATION, failpoint
 from opsgraph.graph.schemas import ActionRecord, Verification
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.inventory import Resource
@@ -90,6 +91,7 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
         detail = f"DATA SAFETY FAILURE on {incident.resource}: {'; '.join(lost)}; a human must look now"
         return Command(goto="report", update=conclude("data_safety_failure", detail, "verifier", time.time()))
     resource = ctx.inventory.get(incident.resource)
+    failpoint(DURING_VERIFICATION)
     result = watch_recovery(resource, incident.symptom, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s)
     update = {
         "verification": result.model_dump(mode="json"),
