@@ -125,10 +125,9 @@ def _wait(condition: object, what: str, deadline_s: float = _DEADLINE_S) -> None
         time.sleep(0.05)
 
 
-def one_case(target: Target, point: str) -> Case:
-    """One fault, one kill at `point`, one next start; what the ledger and the server's log say after."""
+def wait_for_pause(target: Target, kill_watcher: bool = False) -> str:
+    """Kill the server; a real watcher opens an incident and pauses it at the approval; stop (or kill) it."""
     known = {row["incident_id"] for row in target.incidents()}
-    starts_before = target.starts()
     target.kill_server()
     watcher = target.cli("watch", "--interval", "0.3", "--cooldown", "0")
     try:
@@ -139,13 +138,19 @@ def one_case(target: Target, point: str) -> Case:
             "watch to open an incident and pause at the approval",
         )
     finally:
-        if point == AWAITING_APPROVAL:
+        if kill_watcher:
             watcher.kill()
         else:
             watcher.terminate()
         watcher.communicate(timeout=_DEADLINE_S)
     new = [row for row in target.incidents() if row["incident_id"] not in known]
-    incident_id = str(new[0]["incident_id"])
+    return str(new[0]["incident_id"])
+
+
+def one_case(target: Target, point: str) -> Case:
+    """One fault, one kill at `point`, one next start; what the ledger and the server's log say after."""
+    starts_before = target.starts()
+    incident_id = wait_for_pause(target, kill_watcher=point == AWAITING_APPROVAL)
     killed = point == AWAITING_APPROVAL
     if point != AWAITING_APPROVAL:
         code, _ = target.run("approve", incident_id, "--by", "bench", failpoint=point)
@@ -162,7 +167,7 @@ def one_case(target: Target, point: str) -> Case:
         point=point,
         killed=killed,
         duplicated=max(0, starts - 1),
-        lost=len(new) == 0,
+        lost=record is None,
         stuck=status in OPEN_STATUSES,
         in_doubt=len(in_doubt),
         resolved=status == "resolved" and probe(target.inventory.get("cache")).health is Health.HEALTHY,

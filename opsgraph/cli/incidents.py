@@ -147,17 +147,32 @@ def _decide(
     checkpoints hold it, else on the LangGraph server (`--server`) that paused it."""
     from opsgraph.graph.context import Context
     from opsgraph.graph.fixing import summary
-    from opsgraph.graph.runtime import incident_graph, pending_request, resume_incident
+    from opsgraph.graph.runtime import (
+        IncidentBusy,
+        NotWaiting,
+        continue_incident,
+        incident_graph,
+        is_unfinished,
+        pending_request,
+        resume_incident,
+    )
 
     inventory_or_exit(inventory)
     context = Context(inventory_path=str(inventory), state_dir=str(state_dir), approval=approval.value)
     with incident_graph(state_dir) as graph:
         request = pending_request(graph, incident_id)
-        if request is not None:
-            answer = _answer(request, decision, by, comment)
-            result = resume_incident(graph, context, incident_id, answer, show_node)
-            _show_summary(summary(result))
-            return
+        try:
+            if request is not None:
+                answer = _answer(request, decision, by, comment)
+                _show_summary(summary(resume_incident(graph, context, incident_id, answer, show_node)))
+                return
+            if is_unfinished(graph, incident_id):  # a kill left it mid-graph, past its approval
+                err.print(f"{escape(incident_id)}: its worker died mid-graph; running it on from its checkpoint")
+                _show_summary(summary(continue_incident(graph, context, incident_id, show_node)))
+                return
+        except (IncidentBusy, NotWaiting) as lost:  # another operator's answer (or a watcher) got there first
+            err.print(f"[red]error:[/] {escape(str(lost))}; your {decision} was not applied")
+            raise typer.Exit(1) from None
     if server is not None and _decide_on_server(server, incident_id, decision, by, comment):
         return
     record = context.ledger.incident(incident_id)

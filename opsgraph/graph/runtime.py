@@ -48,6 +48,10 @@ class IncidentBusy(RuntimeError):
     """Another live process is driving this incident right now."""
 
 
+class NotWaiting(ValueError):
+    """The incident waits for no approval (any more): answered already, or never asked."""
+
+
 class _Checkpointer(SqliteSaver):
     """The SQLite checkpointer, with the failpoint "killed before the executor's writes are saved"."""
 
@@ -165,5 +169,5 @@ def resume_incident(
     """
     with driving(context, incident_id):
         if pending_request(graph, incident_id) is None:
-            raise ValueError(f"incident {incident_id} is not waiting for an approval")
+            raise NotWaiting(f"incident {incident_id} is not waiting for an approval")
         return _drive(graph, Command(resume=answer), incident_id, context, on_node)
