@@ -353,8 +353,9 @@ class Ledger:
             conn.execute("BEGIN IMMEDIATE")  # read and take the lease as one step
             row = conn.execute("SELECT owner FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
             if row is not None:
-                holder = Owner.from_dict(json.loads(row["owner"]))
-                if holder.token != owner.token and holder.alive():
+                data = json.loads(row["owner"])
+                holder = Owner.from_dict(data)
+                if not data.get("released") and holder.token != owner.token and holder.alive():
                     return holder
             conn.execute(
                 "INSERT OR REPLACE INTO runs (incident_id, owner, since) VALUES (?, ?, ?)",
@@ -363,9 +364,12 @@ class Ledger:
         return None
 
     def release_run(self, incident_id: str, owner: Owner) -> None:
+        """Let go of the lease; the row stays, saying this incident's graph runs on this state folder's
+        checkpoints (an incident opened under a LangGraph server has no row: not ours to repair)."""
         with self._connect() as conn:
             conn.execute(
-                "DELETE FROM runs WHERE incident_id = ? AND json_extract(owner, '$.token') = ?",
+                "UPDATE runs SET owner = json_set(owner, '$.released', json('true'))"
+                " WHERE incident_id = ? AND json_extract(owner, '$.token') = ?",
                 (incident_id, owner.token),
             )
 
@@ -375,8 +379,15 @@ class Ledger:
             row = conn.execute("SELECT owner FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
         if row is None:
             return None
-        holder = Owner.from_dict(json.loads(row["owner"]))
-        return holder if holder.alive() else None
+        data = json.loads(row["owner"])
+        holder = Owner.from_dict(data)
+        return holder if not data.get("released") and holder.alive() else None
+
+    def ran_here(self, incident_id: str) -> bool:
+        """Whether a process on these checkpoints ever drove this incident (see `release_run`)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT 1 FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
+        return row is not None
 
 
 def run_recorded(index: int, tool: str, args: dict[str, Any], call: ToolCall) -> ActionRecord:

@@ -55,8 +55,8 @@ def reconcile(graph: IncidentGraph, context: Context) -> tuple[list[Repair], lis
     unfinished: list[str] = []
     for status in OPEN_STATUSES:
         for incident_id in ledger.ids_with_status(status):
-            if ledger.run_holder(incident_id) is not None:
-                continue  # a live process is on it
+            if not ledger.ran_here(incident_id) or ledger.run_holder(incident_id) is not None:
+                continue  # run by a LangGraph server (its own checkpoints), or a live process is on it
             state = thread_state(graph, incident_id)
             if state.interrupts:
                 if status != "awaiting_approval":
