@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default=None,
         description="A LangGraph server (Studio, `langgraph dev`) whose paused incidents approve/reject answer.",
     )
+    mcp_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of every `opsgraph mcp --transport http` request; required above read access.",
+    )
     # Provider settings under the names their SDKs use; passed to the model explicitly,
     # since a key that is only in .env never reaches os.environ.
     google_api_key: SecretStr | None = Field(default=None, validation_alias="GOOGLE_API_KEY")

@@ -58,13 +58,21 @@ def _tool_record(spec: ToolSpec[Any]) -> dict[str, Any]:
 def mcp(
     transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp).")] = "stdio",
     access: Annotated[str, typer.Option(help="Riskiest tools served: read, safe or all.")] = "read",
-    host: Annotated[str, typer.Option(help="HTTP listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8765,
+    host: Annotated[str, typer.Option(help="HTTP listen address (loopback unless --allow-remote).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.", min=1, max=65535)] = 8765,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (needs OPSGRAPH_MCP_TOKEN).")
+    ] = False,
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
 ) -> None:
-    """Serve the tool catalogue over MCP. No human approves MCP calls: mutating tools need --access."""
-    from opsgraph.mcp_server import Access, build_server
+    """Serve the tool catalogue over MCP. No human approves MCP calls: mutating tools need --access.
+
+    Over HTTP, OPSGRAPH_MCP_TOKEN (a setting, never a flag: argv is visible to every local
+    user) is the bearer token every request must carry; it is required above --access read.
+    """
+    from opsgraph.mcp_server import Access, build_server, http_refusal
+    from opsgraph.settings import load_settings
 
     if transport not in ("stdio", "http"):
         err.print(f"[red]error:[/] transport must be stdio or http, got {escape(transport)}")
@@ -74,8 +82,13 @@ def mcp(
     except ValueError:
         err.print(f"[red]error:[/] access must be read, safe or all, got {escape(access)}")
         raise typer.Exit(2) from None
+    token = load_settings().mcp_token if transport == "http" else None
+    if transport == "http" and (refusal := http_refusal(host, level, token, allow_remote)):
+        err.print(f"[red]error:[/] {escape(refusal)}", soft_wrap=True)
+        raise typer.Exit(2)
     ctx = ToolContext(inventory=inventory_or_exit(inventory), state_dir=state_dir)
-    server = build_server(ctx, level, host=host, port=port)
+    server = build_server(ctx, level, host=host, port=port, token=token)
     if transport == "http":
-        err.print(f"serving OpsGraph tools ({level}) on http://{host}:{port}/mcp")
+        guard = "bearer token required" if token is not None else "no token: read-only, loopback only"
+        err.print(f"serving OpsGraph tools ({level}) on http://{host}:{port}/mcp ({guard})")
     server.run("streamable-http" if transport == "http" else "stdio")

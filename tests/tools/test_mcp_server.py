@@ -1,24 +1,20 @@
-"""The catalogue over MCP: stdio and streamable HTTP, annotations, access levels, policy, and the adapters."""
+"""The catalogue over MCP (stdio; HTTP in test_mcp_http.py): annotations, access levels, policy, and the adapters."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Implementation, Tool
-from support import Stack, free_port, redis_resource, running_stack
+from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.toolbox import load_tools
 from opsgraph.tools.catalogue import CATALOGUE
@@ -81,40 +77,18 @@ def test_policy_limits_hold_over_mcp(stack: Stack) -> None:
     assert unknown.isError and "not in the inventory" in unknown.content[0].text  # type: ignore[union-attr]
 
 
-def test_streamable_http(stack: Stack) -> None:
-    port = free_port()
-    log = (stack.state_dir.parent / "mcp-http.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, *server_args(stack, "--transport", "http", "--port", str(port), "--access", "all")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (stack.state_dir.parent / "mcp-http.log").read_text()
-                time.sleep(0.1)
-
-        async def talk() -> tuple[list[Tool], CallToolResult]:
-            async with (
-                streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, _),
-                ClientSession(read, write) as session,
-            ):
-                await session.initialize()
-                return (await session.list_tools()).tools, await session.call_tool(
-                    "redis_clients", {"resource": "cache"}
-                )
-
-        tools, clients = asyncio.run(talk())
-        assert len(tools) == len(CATALOGUE) >= 20
-        assert not clients.isError and json.loads(clients.content[0].text)["connected"] >= 1  # type: ignore[union-attr]
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+def test_unknown_arguments_are_refused_by_name_before_anything_runs(stack: Stack) -> None:
+    """FastMCP's own argument model would drop `maxmemory_mbb` and run the tool with what is left."""
+    maxmemory_mb = int(probe(stack.inventory.get("cache")).metrics["maxmemory_mb"] or 0)
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("redis_info", {"resource": "cache", "sectoin": "memory"}),
+        ("redis_scale_memory", {"resource": "cache", "maxmemory_mb": maxmemory_mb + 16, "maxmemory_mbb": 1, "x": 2}),
+    ]
+    _, [info, scale] = asyncio.run(_over_stdio(stack, "all", calls))
+    assert info.isError and "unknown argument(s) 'sectoin'" in info.content[0].text  # type: ignore[union-attr]
+    text = scale.content[0].text  # type: ignore[union-attr]
+    assert scale.isError and "'maxmemory_mbb', 'x'" in text and "it takes resource, maxmemory_mb" in text
+    assert probe(stack.inventory.get("cache")).metrics["maxmemory_mb"] == maxmemory_mb  # nothing ran
 
 
 def test_langchain_adapters_load_our_server_and_an_extra_one(stack: Stack, tmp_path: Path) -> None:
