@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from opsgraph.tools.redaction import register_secret_variables
 from opsgraph.tools.risk import Risk
 
 
@@ -345,11 +346,17 @@ def _format_errors(error: ValidationError) -> str:
 
 
 def parse_inventory(data: object, source: str = "<inventory>") -> Inventory:
-    """Validate already-loaded YAML/JSON data; errors name the file and the field."""
+    """Validate already-loaded YAML/JSON data; errors name the file and the field.
+
+    Every inventory OpsGraph reads comes through here, so this is where its `password_env`
+    variables join the secrets that every output is redacted of.
+    """
     try:
-        return Inventory.model_validate(data)
+        inventory = Inventory.model_validate(data)
     except ValidationError as error:
         raise InventoryError(f"{source} is not a valid inventory:\n{_format_errors(error)}") from None
+    register_secret_variables(resource.connection.password_env for resource in inventory.resources)
+    return inventory
 
 
 def load_inventory(path: Path) -> Inventory:

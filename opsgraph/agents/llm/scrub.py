@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from opsgraph.agents.redaction import inventory_secrets, redact
 from opsgraph.tools.inventory import Inventory
+from opsgraph.tools.redaction import inventory_secrets, redact
 
 
 class Scrubber:
