@@ -4,6 +4,9 @@ A tool that fails (target down, bad state, timeout) yields an error outcome the
 reasoning backend can read; it never crashes the incident graph. A disruptive or
 destructive step is bracketed by data fingerprints (`data_safety`), whoever calls it —
 the graph's executor or an MCP client — so that "the data survived" is checked, not assumed.
+Every outcome leaves here redacted (`redaction`): a session's query text or a log line
+may hold a password, and this is the one place all tool output passes before it reaches
+a ledger row, an MCP client, a diagnosis or a report.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import BaseModel
 
 from opsgraph.tools.data_safety import DataCheck, check_after, fingerprint
 from opsgraph.tools.guard import admit
+from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.spec import ToolContext
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: f
 
     admission = admit(name, raw_args, ctx.inventory)
     if admission.refusal is not None:
-        return failed(f"refused: {admission.refusal}")
+        return redact_value(failed(f"refused: {admission.refusal}"))
     spec, args, resource = admission.spec, admission.args, admission.resource
     assert spec is not None and args is not None and resource is not None  # admitted
     before = fingerprint(resource, ctx.state_dir) if spec.checks_data else None
@@ -55,4 +59,4 @@ def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: f
     finally:
         pool.shutdown(wait=False)
     check = check_after(resource, ctx.state_dir, before, spec.may_change) if spec.checks_data else None
-    return outcome.model_copy(update={"duration_s": time.monotonic() - started, "data_check": check})
+    return redact_value(outcome.model_copy(update={"duration_s": time.monotonic() - started, "data_check": check}))

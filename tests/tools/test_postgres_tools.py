@@ -24,6 +24,7 @@ from opsgraph.tools import postgres_tools
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.inventory import parse_inventory
 from opsgraph.tools.probes import probe
+from opsgraph.tools.redaction import MASK
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext
@@ -330,4 +331,4 @@ def test_query_text_never_carries_a_password(stack: Stack, open_session: Open) -
     open_session("app", "secretive").execute("ALTER ROLE app PASSWORD 'hunter2'")  # trust auth: no effect
     preview = tool_output(run(stack, "postgres_kill_long_queries", application_name="secretive", dry_run=True))
     [session] = preview["sessions"]
-    assert "hunter2" not in str(session["query"]) and "'***'" in str(session["query"])
+    assert "hunter2" not in str(session["query"]) and f"'{MASK}'" in str(session["query"])

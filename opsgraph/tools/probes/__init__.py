@@ -13,6 +13,7 @@ from opsgraph.tools.probes.http_probe import probe_http
 from opsgraph.tools.probes.nginx_probe import probe_nginx
 from opsgraph.tools.probes.postgres_probe import probe_postgres
 from opsgraph.tools.probes.redis_probe import probe_redis
+from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.snapshot import Snapshot
 
 _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
@@ -25,8 +26,12 @@ _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
 
 
 def probe(resource: Resource) -> Snapshot:
-    """Probe one resource; an unreachable resource is a FAILED snapshot, not an exception."""
-    return _PROBES[resource.kind](resource)
+    """Probe one resource; an unreachable resource is a FAILED snapshot, not an exception.
+
+    Redacted here, at the source: a reason quotes what a server answered (an error may
+    echo a connection string), and snapshots go into checkpoints, ledgers and reports.
+    """
+    return redact_value(_PROBES[resource.kind](resource))
 
 
 def probe_all(inventory: Inventory) -> list[Snapshot]:
