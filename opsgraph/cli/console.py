@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from opsgraph.tools.redaction import redact, redact_value
 from opsgraph.tools.snapshot import Snapshot
 
 out = Console()
@@ -27,9 +28,9 @@ _HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "red"}
 
 
 def print_json_lines(records: Iterable[dict[str, Any]]) -> None:
-    """The `--json` convention of every command: one compact JSON object per line on stdout."""
+    """The `--json` convention of every command: one compact JSON object per line on stdout, redacted."""
     for record in records:
-        print(json.dumps(record, default=str), flush=True)
+        print(json.dumps(redact_value(record), default=str), flush=True)
 
 
 def show_node(node: str, update: dict[str, Any]) -> None:
@@ -38,9 +39,9 @@ def show_node(node: str, update: dict[str, Any]) -> None:
 
 
 def _log_record(level: str, message: str, fields: dict[str, Any]) -> str:
-    """One event as one JSON line: UTC timestamp, level, message, then the event's own fields."""
+    """One event as one JSON line: UTC timestamp, level, message, then the event's own fields; redacted."""
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return json.dumps({"ts": stamp, "level": level, "message": message, **fields}, default=str)
+    return json.dumps(redact_value({"ts": stamp, "level": level, "message": message, **fields}), default=str)
 
 
 class EventLog:
@@ -60,6 +61,7 @@ class EventLog:
             self._write(_log_record(level, text, fields))
             return
         style = {"warning": "yellow", "error": "red"}.get(level)
+        text = redact(text)
         line = f"[{style}]{escape(text)}[/]" if style else escape(text)
         if node := fields.get("node"):
             line = f"[bold cyan]{escape(str(node)):>13}[/] {line}"

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from opsgraph.agents.records import Incident, Plan
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.schemas import ActionRecord, Approval, ReviewedStep
+from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.runner import ToolOutcome
 
 ToolCall = Callable[[], ToolOutcome]
@@ -94,6 +95,8 @@ def action_key(incident_id: str, plan_no: int, step_index: int, attempt: int = 0
 
 
 def _json(value: Any) -> str:
+    """Every JSON column is written here: redacted, the last net behind the tools' own redaction."""
+    value = redact_value(value)
     if isinstance(value, BaseModel):
         return value.model_dump_json()
     return json.dumps(value, sort_keys=True, default=str)
