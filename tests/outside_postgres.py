@@ -172,9 +172,11 @@ def listening(port: int) -> bool:
 
 
 @contextmanager
-def outside_postgres(folder: Path, settings: dict[str, str] | None = None) -> Iterator[OutsidePostgres]:
+def outside_postgres(
+    folder: Path, settings: dict[str, str] | None = None, password: str = PASSWORD
+) -> Iterator[OutsidePostgres]:
     """An initdb'd and started cluster, stopped (immediately) and cleaned up afterwards."""
-    server = OutsidePostgres(folder, settings or {})
+    server = OutsidePostgres(folder, settings or {}, password=password)
     try:
         server.initdb()
         server.start()
