@@ -39,7 +39,7 @@ MASK = "[REDACTED]"
 _MIN_LITERAL = 4
 
 _KEY_NAMES = (
-    r"(?:[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key"
+    r"(?:[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|requirepass|secret|token|api[_-]?key|apikey|access[_-]?key"
     r"|private[_-]?key|client[_-]?secret|credentials?|auth)(?:[_-]?(?:key|value|string))?)"
 )
 
@@ -48,7 +48,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+(?=@)", re.I), rf"\g<head>{MASK}"),
     # redis://:password@host has an empty user: covered above. Authorization headers:
     (re.compile(r"(?P<head>\bbearer\s+)[a-z0-9._~+/=-]{8,}", re.I), rf"\g<head>{MASK}"),
-    (re.compile(r"(?P<head>\bbasic\s+)[a-z0-9+/=]{8,}", re.I), rf"\g<head>{MASK}"),
+    # Basic credentials are base64 with a digit, + / or = in practice; "basic settings" is prose.
+    (re.compile(r"(?P<head>\bbasic\s+)(?=[a-z]*[0-9+/=])[a-z0-9+/=]{8,}", re.I), rf"\g<head>{MASK}"),
     # SQL: CREATE/ALTER ROLE … [ENCRYPTED] PASSWORD '…' (a doubled '' is a quote inside the literal)
     (re.compile(r"(?P<head>\bpassword\s+)'(?:[^']|'')*'?", re.I), rf"\g<head>'{MASK}'"),
     # key=value / key: value / "key": "value" / KEY=value (env style, JSON, YAML, libpq DSN)

@@ -35,6 +35,7 @@ LEAKS = [
     (f"Authorization: Bearer {SECRET}abcdef", "Bearer "),
     ("Authorization: Basic dXNlcjpodW50ZXIyMjI=", "Basic "),
     (f"mysqld --password={SECRET} --user=root", "--password="),
+    (f"redis-server --port 6379 --requirepass {SECRET} --masterauth {SECRET}", "--requirepass "),
     (f"ALTER ROLE app PASSWORD '{SECRET}'", "PASSWORD '"),
     (f"CREATE ROLE app LOGIN ENCRYPTED PASSWORD '{SECRET}' VALID UNTIL 'infinity'", "PASSWORD '"),
     (f"alter user app with password '{SECRET}''s'", "password '"),
@@ -78,7 +79,8 @@ def test_literal_secrets_vanish_wherever_they_appear() -> None:
 def test_ordinary_operational_text_is_untouched() -> None:
     text = (
         "used_memory 62.0 MiB of maxmemory 64.0 MiB; maxmemory_policy noeviction; "
-        "http://127.0.0.1:18080/health -> 503; token bucket refilled; tokens_used 120"
+        "http://127.0.0.1:18080/health -> 503; token bucket refilled; tokens_used 120; "
+        "basic settings applied, the bearer of the lock is pid 4242"
     )
     assert redact(text) == text
 
