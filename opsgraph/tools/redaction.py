@@ -12,9 +12,10 @@ ledger's JSON, the CLI's JSON lines and logs). Two kinds of masking:
   every secret setting (`opsgraph.settings`' `SecretStr` fields, the model API keys).
 
 Known values are kept as variable *names* (registered when an inventory is parsed) and
-read from the environment at each redaction, not copied into a long-lived set: a
-password set or rotated after the inventory was loaded is still masked, and this module
-never holds a secret between calls. Settings are read the same way, when asked.
+read from the environment at each redaction, not copied when the inventory is loaded:
+a password set or rotated afterwards is still masked. Settings are read the same way,
+when asked. (The compiled pattern of the current values is cached, in this process only,
+so that redaction stays one pass per text.)
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
-from opsgraph.settings import load_settings
+from opsgraph.settings import ENV_FILE_VARIABLE, load_settings
 
 if TYPE_CHECKING:  # only a type: the inventory imports this module to register its variables
     from opsgraph.tools.inventory import Inventory
@@ -76,6 +78,15 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 
+# Something every pattern above needs (lower-cased; a superset): most text holds none of these,
+# and a few substring checks are far cheaper than trying each pattern at every position.
+_TRIGGERS = (
+    "://", "bearer", "basic", "pass", "pwd", "secret", "token", "apikey", "api_key", "api-key",
+    "accesskey", "access_key", "access-key", "privatekey", "private_key", "private-key", "credential", "auth",
+    "akia", "asia", "aiza", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "ya29.", "eyj", "-----begin",
+)  # fmt: skip
+
+
 # Names of the environment variables that hold secrets (inventories' password_env). Rebound,
 # never mutated, so a reader in another thread always sees a whole set.
 _secret_variables: frozenset[str] = frozenset()
@@ -92,12 +103,29 @@ def register_secret_variables(names: Iterable[str | None]) -> None:
 def known_secrets() -> list[str]:
     """The secret values now: every registered variable's value, and every secret setting."""
     values = [os.environ.get(name) for name in _secret_variables]
+    return [value for value in (*values, *_secret_settings()) if value]
+
+
+def _secret_settings() -> tuple[str, ...]:
+    """The values of the settings' `SecretStr` fields, loaded again only when a source changed.
+
+    Loading the settings costs milliseconds and redaction runs on every output, so the
+    values are kept until the environment, the working directory or the `.env` file changes.
+    """
+    env_file = Path(os.environ.get(ENV_FILE_VARIABLE) or ".env")
+    try:
+        stamp: int | None = env_file.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _load_secret_settings((os.getcwd(), str(env_file), stamp, hash(frozenset(os.environ.items()))))
+
+
+@lru_cache(maxsize=1)
+def _load_secret_settings(sources: tuple[str, str, int | None, int]) -> tuple[str, ...]:
+    """`sources` only keys the cache (where the settings come from, and their state)."""
     settings = load_settings()
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            values.append(value.get_secret_value())
-    return [value for value in values if value]
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return tuple(value.get_secret_value() for value in values if isinstance(value, SecretStr))
 
 
 def inventory_secrets(inventory: Inventory) -> list[str]:
@@ -127,8 +155,10 @@ class _Redactor:
     def text(self, text: str) -> str:
         # Literal values first: a password must vanish even where no pattern would spot it.
         cleaned = self._literals.sub(MASK, text) if self._literals is not None else text
-        for pattern, replacement in _PATTERNS:
-            cleaned = pattern.sub(replacement, cleaned)
+        lowered = cleaned.lower()
+        if any(trigger in lowered for trigger in _TRIGGERS):
+            for pattern, replacement in _PATTERNS:
+                cleaned = pattern.sub(replacement, cleaned)
         return text if cleaned == text else cleaned  # unchanged: the very object (a StrEnum stays one)
 
     def value(self, value: T) -> T:

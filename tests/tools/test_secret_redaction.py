@@ -30,6 +30,8 @@ LEAKS = [
     (f"api_key={SECRET}&q=1", "api_key="),
     (f"X-Api-Key: {SECRET}", "X-Api-Key: "),
     (f"client_secret={SECRET}", "client_secret="),
+    (f"AccessKey={SECRET}", "AccessKey="),
+    (f"privatekey: {SECRET}", "privatekey: "),
     (f"access_token={SECRET}", "access_token="),
     (f"SECRET_KEY={SECRET}", "SECRET_KEY="),
     (f"Authorization: Bearer {SECRET}abcdef", "Bearer "),
@@ -132,6 +134,8 @@ def test_secret_settings_are_known_secrets_from_the_environment_and_the_env_file
     monkeypatch.setenv(ENV_FILE_VARIABLE, str(env_file))
     monkeypatch.setenv("GOOGLE_API_KEY", "not-a-google-format-key-43")
     assert redact("keys: only-in-the-env-file-42, not-a-google-format-key-43") == f"keys: {MASK}, {MASK}"
+    monkeypatch.setenv("GOOGLE_API_KEY", "a-key-set-later-44")  # the settings are read again when a source changes
+    assert redact("a-key-set-later-44 / not-a-google-format-key-43") == f"{MASK} / not-a-google-format-key-43"
 
 
 def test_json_escaped_values_are_masked_too() -> None:
