@@ -78,6 +78,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 
+# A mapping's key that names a secret ({"requirepass": "…"}, {"api_key": "…"}): its text value is masked
+# whole, as the key=value pattern would in the same data rendered as text.
+_SECRET_KEY = re.compile(_KEY_NAMES, re.I)
+
 # Something every pattern above needs (lower-cased; a superset): most text holds none of these,
 # and a few substring checks are far cheaper than trying each pattern at every position.
 _TRIGGERS = (
@@ -166,7 +170,7 @@ class _Redactor:
         if isinstance(value, str):
             result = self.text(value)
         elif isinstance(value, dict):
-            result = {self.value(key): self.value(item) for key, item in value.items()}
+            result = {self.value(key): self._item(key, item) for key, item in value.items()}
         elif isinstance(value, list):
             result = [self.value(item) for item in value]
         elif isinstance(value, tuple):
@@ -179,6 +183,11 @@ class _Redactor:
         else:  # numbers, None, enums, paths: nothing a secret could hide in
             result = value
         return result  # type: ignore[no-any-return]
+
+    def _item(self, key: object, item: T) -> T:
+        if isinstance(key, str) and isinstance(item, str) and item and _SECRET_KEY.fullmatch(key):
+            return MASK  # type: ignore[return-value]  # a str either way
+        return self.value(item)
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:

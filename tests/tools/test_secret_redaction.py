@@ -163,6 +163,13 @@ def test_redact_value_walks_structures_and_keeps_their_types() -> None:
     assert value["url"] == f"redis://:{SECRET}@cache:6379"  # a copy: the original is untouched
 
 
+def test_a_value_under_a_secret_key_is_masked_whole() -> None:
+    config = {"requirepass": "no-pattern-spots-this", "masterauth": "nor-this", "maxmemory": "64mb"}
+    counts = {"tokens_used": 120, "password_env": "SHOP_DB_PASSWORD", "auth_failures": "3", "api_key": ""}
+    assert redact_value(config) == {"requirepass": MASK, "masterauth": MASK, "maxmemory": "64mb"}
+    assert redact_value(counts) == counts  # names that merely contain a word, numbers, empty values: kept
+
+
 def test_redact_value_returns_the_same_model_type_with_every_text_field_masked() -> None:
     outcome = ToolOutcome(ok=False, output={"lines": [f"FATAL: password={SECRET}"]}, error=f"x {SECRET}", duration_s=1)
     cleaned = redact_value(outcome, [SECRET])
