@@ -95,8 +95,11 @@ def action_key(incident_id: str, plan_no: int, step_index: int, attempt: int = 0
 
 
 def _json(value: Any) -> str:
-    """Every JSON column is written here: redacted, the last net behind the tools' own redaction."""
-    value = redact_value(value)
+    """Every JSON column is written here: redacted, the last net behind the tools' own redaction.
+
+    Not by key: the ledger's own fields are read back (an owner's lease `token` is no secret).
+    """
+    value = redact_value(value, by_key=False)
     if isinstance(value, BaseModel):
         return value.model_dump_json()
     return json.dumps(value, sort_keys=True, default=str)

@@ -152,9 +152,10 @@ T = TypeVar("T")
 class _Redactor:
     """The masking of one call: the literal values are looked up once, then every string is cleaned."""
 
-    def __init__(self, extra_secrets: Iterable[str]) -> None:
+    def __init__(self, extra_secrets: Iterable[str], by_key: bool = True) -> None:
         literals = frozenset(s for s in (*known_secrets(), *extra_secrets) if len(s) >= _MIN_LITERAL)
         self._literals = _literal_pattern(literals)
+        self._by_key = by_key
 
     def text(self, text: str) -> str:
         # Literal values first: a password must vanish even where no pattern would spot it.
@@ -185,7 +186,7 @@ class _Redactor:
         return result  # type: ignore[no-any-return]
 
     def _item(self, key: object, item: T) -> T:
-        if isinstance(key, str) and isinstance(item, str) and item and _SECRET_KEY.fullmatch(key):
+        if self._by_key and isinstance(key, str) and isinstance(item, str) and item and _SECRET_KEY.fullmatch(key):
             return MASK  # type: ignore[return-value]  # a str either way
         return self.value(item)
 
@@ -195,6 +196,10 @@ def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
     return _Redactor(extra_secrets).text(text)
 
 
-def redact_value(value: T, extra_secrets: Iterable[str] = ()) -> T:
-    """A redacted copy of `value`: strings in dicts, lists, tuples and pydantic models (same types back)."""
-    return _Redactor(extra_secrets).value(value)
+def redact_value(value: T, extra_secrets: Iterable[str] = (), *, by_key: bool = True) -> T:
+    """A redacted copy of `value`: strings in dicts, lists, tuples and pydantic models (same types back).
+
+    `by_key=False` keeps text under secret-named keys unless a pattern or a known value masks it:
+    for records whose own fields are named so but are not secrets (a lease's `token`).
+    """
+    return _Redactor(extra_secrets, by_key).value(value)

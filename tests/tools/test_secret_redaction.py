@@ -168,6 +168,8 @@ def test_a_value_under_a_secret_key_is_masked_whole() -> None:
     counts = {"tokens_used": 120, "password_env": "SHOP_DB_PASSWORD", "auth_failures": "3", "api_key": ""}
     assert redact_value(config) == {"requirepass": MASK, "masterauth": MASK, "maxmemory": "64mb"}
     assert redact_value(counts) == counts  # names that merely contain a word, numbers, empty values: kept
+    lease = {"token": "9f2c41d0a3b84e7f", "password": f"password={SECRET}"}  # a record's own field, named so
+    assert redact_value(lease, by_key=False) == {"token": "9f2c41d0a3b84e7f", "password": f"password={MASK}"}
 
 
 def test_redact_value_returns_the_same_model_type_with_every_text_field_masked() -> None:
