@@ -133,7 +133,9 @@ def test_secret_settings_are_known_secrets_from_the_environment_and_the_env_file
     env_file.write_text("OPENAI_API_KEY=only-in-the-env-file-42\n")
     monkeypatch.setenv(ENV_FILE_VARIABLE, str(env_file))
     monkeypatch.setenv("GOOGLE_API_KEY", "not-a-google-format-key-43")
-    assert redact("keys: only-in-the-env-file-42, not-a-google-format-key-43") == f"keys: {MASK}, {MASK}"
+    monkeypatch.setenv("OPSGRAPH_MCP_TOKEN", "the-mcp-bearer-token-45")
+    text = "keys: only-in-the-env-file-42, not-a-google-format-key-43, the-mcp-bearer-token-45"
+    assert redact(text) == f"keys: {MASK}, {MASK}, {MASK}"
     monkeypatch.setenv("GOOGLE_API_KEY", "a-key-set-later-44")  # the settings are read again when a source changes
     assert redact("a-key-set-later-44 / not-a-google-format-key-43") == f"{MASK} / not-a-google-format-key-43"
 
