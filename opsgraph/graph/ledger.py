@@ -234,7 +234,7 @@ class Ledger:
                     step.digest,
                     approval.decision,
                     approval.by,
-                    approval.comment,
+                    redact_value(approval.comment, by_key=False),  # operator text may quote what it saw
                     approval.at,
                 ),
             )
