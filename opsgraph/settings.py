@@ -47,6 +47,16 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token of every `opsgraph mcp --transport http` request; required above read access.",
     )
+    approval_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds an approval request stands; a later approval is refused and the request asked again.",
+    )
+    roles: str | None = Field(
+        default=None,
+        description="Who may approve what, e.g. alice=admin,bob=operator,carol=viewer; unset: everyone may.",
+    )
     # Provider settings under the names their SDKs use; passed to the model explicitly,
     # since a key that is only in .env never reaches os.environ.
     google_api_key: SecretStr | None = Field(default=None, validation_alias="GOOGLE_API_KEY")
