@@ -29,6 +29,9 @@ class IncidentState(IncidentInput, total=False):
     plan: dict[str, Any]  # schemas.Plan
     plan_no: int
     reviewed: list[dict[str, Any]]  # schemas.ReviewedStep, replaced for each plan
+    # The approval request of the current plan: {"plan_no", "asked_at", "error"}. Kept in the
+    # state so that asked_at stays the same when LangGraph re-runs the approval node on resume.
+    approval_request: dict[str, Any]
     actions: Annotated[list[dict[str, Any]], operator.add]  # schemas.ActionRecord, append-only
     verification: dict[str, Any]  # schemas.Verification
     attempt: int

@@ -6,6 +6,15 @@ the exact tool and arguments of each step and their digests, and says which answ
 are allowed, so the terminal, the chat or LangGraph Studio can all render it. What
 the operator approves is written to the ledger bound to those digests; the executor
 refuses anything whose arguments differ.
+
+Every answer is judged once, when it arrives: is it well-formed, does it cover exactly
+the steps shown, may its author give it (`opsgraph.graph.approvals` roles), and is the
+request still fresh (an approval after the TTL approves a state that may be gone)? A
+refused answer ends this run of the node, which goes to itself and asks again: LangGraph
+replays a node's earlier answers on resume, and an answer judged in a later run could
+meet other rules or another clock. For the same reason the request's `asked_at` lives
+in the state, written by a first run before anyone is asked, so that replays see the
+same time; only a too-late approval renews it.
 """
 
 from __future__ import annotations
@@ -18,9 +27,12 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsgraph.agents.records import Plan
+from opsgraph.graph.approvals import RolesError, expired, parse_roles, refusal
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.schemas import Approval, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, conclude, event
+from opsgraph.settings import Settings, load_settings
+from opsgraph.tools.risk import Risk
 
 
 class OperatorAnswer(BaseModel):
@@ -33,8 +45,17 @@ class OperatorAnswer(BaseModel):
     comment: str | None = None
 
 
-def approval_request(incident_id: str, plan: Plan, asked: list[ReviewedStep], error: str | None) -> dict[str, Any]:
-    """The interrupt payload: what is asked, of which exact steps, and which answers are valid."""
+class Refused(BaseModel):
+    """Why an answer was not accepted; `renew` when the request must be made afresh (it expired)."""
+
+    why: str
+    renew: bool = False
+
+
+def approval_request(
+    incident_id: str, plan: Plan, asked: list[ReviewedStep], request: dict[str, Any], ttl_s: float
+) -> dict[str, Any]:
+    """The interrupt payload: what is asked, of which exact steps, which answers are valid, and until when."""
     return {
         "type": "approval",
         "incident_id": incident_id,
@@ -55,6 +76,8 @@ def approval_request(incident_id: str, plan: Plan, asked: list[ReviewedStep], er
         ],
         "allowed_decisions": ["approve", "reject"],
         "answer_format": {"decision": "approve | reject", "by": "your name", "digests": [r.digest for r in asked]},
+        "asked_at": request["asked_at"],
+        "expires_at": request["asked_at"] + ttl_s,  # an approval after this is refused and asked again
         "plan_backend": plan.backend,
         "untrusted_input": plan.informed_by_untrusted_text,
         "warning": (
@@ -63,25 +86,51 @@ def approval_request(incident_id: str, plan: Plan, asked: list[ReviewedStep], er
             if plan.informed_by_untrusted_text
             else None
         ),
-        "error": error,
+        "error": request["error"],
     }
 
 
-def _read_answer(raw: object, asked: list[ReviewedStep]) -> OperatorAnswer | str:
-    """Parse a resume value; a string is the reason it was not acceptable."""
+def _riskiest(asked: list[ReviewedStep]) -> Risk:
+    return max((r.risk for r in asked if r.risk is not None), key=lambda risk: risk.rank, default=Risk.DESTRUCTIVE)
+
+
+def _judge(
+    raw: object, asked: list[ReviewedStep], asked_at: float, answered_at: float, settings: Settings
+) -> OperatorAnswer | Refused:
+    """Accept a resume value, or say why not: malformed, other steps, not this person's to give, too late."""
     try:
         answer = OperatorAnswer.model_validate(raw)
     except ValidationError as error:
-        return f"answer not understood: {error.errors(include_url=False)}"
+        return Refused(why=f"answer not understood: {error.errors(include_url=False)}")
     if answer.digests is not None and sorted(answer.digests) != sorted(r.digest for r in asked):
-        return "the answer's digests do not match the steps asked about: the plan you saw is not this one"
+        return Refused(why="the answer's digests do not match the steps asked about: the plan you saw is not this one")
+    try:
+        roles = parse_roles(settings.roles)
+    except RolesError as error:  # fail closed: a typo in the roles must not open approvals to everyone
+        return Refused(why=f"{error}: nobody may decide until it is fixed")
+    not_allowed = refusal(roles, answer.by, answer.decision, _riskiest(asked))
+    if not_allowed is not None:
+        return Refused(why=not_allowed)
+    # A rejection runs nothing, so it stands however late it comes.
+    if answer.decision == "approve" and expired(asked_at, answered_at, settings.approval_ttl_s):
+        age = answered_at - asked_at
+        return Refused(
+            why=f"this request expired ({age:.0f} s old, OPSGRAPH_APPROVAL_TTL_S={settings.approval_ttl_s:g}): "
+            "expired, asked again; check the steps against the resource now and answer the new request",
+            renew=True,
+        )
     return answer
 
 
-def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal["executor", "report"]]:
+def _request(plan_no: int, asked_at: float, error: str | None = None) -> dict[str, Any]:
+    return {"plan_no": plan_no, "asked_at": asked_at, "error": error}
+
+
+def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal["approval", "executor", "report"]]:
     ctx = context_of(runtime.context)
     incident_id = state["incident_id"]
     plan = Plan.model_validate(state["plan"])
+    plan_no = state["plan_no"]
     reviewed = [ReviewedStep.model_validate(r) for r in state["reviewed"]]
     now = time.time()
 
@@ -101,23 +150,35 @@ def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             },
         )
 
-    ctx.ledger.set_status(incident_id, "awaiting_approval")
-    error: str | None = None
-    while True:  # each unacceptable answer asks again; LangGraph matches answers by order
-        parsed = _read_answer(interrupt(approval_request(incident_id, plan, asked, error)), asked)
-        if isinstance(parsed, OperatorAnswer):
-            break
-        error = parsed
+    request = state.get("approval_request")
+    if request is None or request["plan_no"] != plan_no:
+        # First run for this plan: checkpoint when it was asked before anyone is asked.
+        ctx.ledger.set_status(incident_id, "awaiting_approval")
+        return Command(goto="approval", update={"approval_request": _request(plan_no, now)})
+
+    settings = load_settings()
+    raw = interrupt(approval_request(incident_id, plan, asked, request, settings.approval_ttl_s))
+    answered_at = time.time()
+    parsed = _judge(raw, asked, request["asked_at"], answered_at, settings)
+    if isinstance(parsed, Refused):  # ask again, in a new run of this node
+        asked_at = answered_at if parsed.renew else request["asked_at"]
+        return Command(
+            goto="approval",
+            update={
+                "approval_request": _request(plan_no, asked_at, parsed.why),
+                "timeline": [event("approval", f"answer refused: {parsed.why}", answered_at)],
+            },
+        )
 
     decided = Approval(
         decision=parsed.decision,
         by=parsed.by,
         digests=[r.digest for r in asked],
         comment=parsed.comment,
-        at=time.time(),
+        at=answered_at,
     )
     for step in asked:
-        ctx.ledger.record_approval(incident_id, state["plan_no"], step, decided)
+        ctx.ledger.record_approval(incident_id, plan_no, step, decided)
     ctx.ledger.set_status(incident_id, "open")
     if parsed.decision == "reject":
         detail = f"{parsed.by} rejected the plan: {parsed.comment or 'no comment'}"

@@ -1,7 +1,8 @@
 """Executor node: run the reviewed plan, exactly once per step, through the catalogue.
 
 Before each step it checks again — the policy review, and for steps that needed a
-human, an approval in the ledger bound to this step's exact digest. Each step is claimed
+human, an approval in the ledger bound to this step's exact digest and a fresh probe (a
+resource that recovered while the request waited skips the step). Each step is claimed
 in the ledger before its tool runs (`exactly_once`): a step with a result is never run
 again, a step another process is running is waited for, and a step whose worker died
 mid-call is settled by looking at the target — if it did not take effect it gets one
@@ -23,6 +24,8 @@ from opsgraph.graph.ledger import action_key
 from opsgraph.graph.policy import review_step
 from opsgraph.graph.schemas import ActionRecord, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, event
+from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 # A step settled as "did not take effect" after a crash is tried again, once.
 _ATTEMPTS = 2
@@ -52,6 +55,11 @@ def _gate(ctx: Context, incident: Incident, plan: Plan, plan_no: int, step: Revi
         approved = ctx.ledger.approved_digest(incident.incident_id, plan_no, step.index)
         if approved != fresh.digest:
             return _blocked(step, "refused", "needs a human approval of these exact arguments; none recorded")
+        # The approval may be hours old: a resource that recovered meanwhile needs no risky step.
+        resource = str(step.step.args["resource"])
+        if probe(ctx.inventory.get(resource)).health is Health.HEALTHY:
+            why = f"resource {resource} is healthy now; the approved step is no longer needed"
+            return _blocked(step, "skipped", why)
     return None
 
 
