@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,9 @@ from opsgraph.cli.console import EventLog, err, out, print_json_lines, show_node
 from opsgraph.cli.faults import inject_scenario
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
+
+if TYPE_CHECKING:  # the runtime imports LangGraph (seconds): only commands that run graphs pay for it
+    from opsgraph.graph.runtime import RunResult
 
 
 def run_fix(
@@ -138,6 +141,7 @@ def _decide(
     decision: str,
     by: str | None,
     comment: str | None,
+    digests: list[str] | None,
     inventory: Path,
     state_dir: Path,
     approval: ApprovalMode,
@@ -146,7 +150,6 @@ def _decide(
     """Answer a paused incident's approval request and run it on: here when this process's
     checkpoints hold it, else on the LangGraph server (`--server`) that paused it."""
     from opsgraph.graph.context import Context
-    from opsgraph.graph.fixing import summary
     from opsgraph.graph.runtime import (
         IncidentBusy,
         NotWaiting,
@@ -163,17 +166,17 @@ def _decide(
         request = pending_request(graph, incident_id)
         try:
             if request is not None:
-                answer = _answer(request, decision, by, comment)
-                _show_summary(summary(resume_incident(graph, context, incident_id, answer, show_node)))
+                answer = _answer(request, decision, by, comment, digests)
+                _show_outcome(resume_incident(graph, context, incident_id, answer, show_node))
                 return
             if is_unfinished(graph, incident_id):  # a kill left it mid-graph, past its approval
                 err.print(f"{escape(incident_id)}: its worker died mid-graph; running it on from its checkpoint")
-                _show_summary(summary(continue_incident(graph, context, incident_id, show_node)))
+                _show_outcome(continue_incident(graph, context, incident_id, show_node))
                 return
         except (IncidentBusy, NotWaiting) as lost:  # another operator's answer (or a watcher) got there first
             err.print(f"[red]error:[/] {escape(str(lost))}; your {decision} was not applied")
             raise typer.Exit(1) from None
-    if server is not None and _decide_on_server(server, incident_id, decision, by, comment):
+    if server is not None and _decide_on_server(server, incident_id, decision, by, comment, digests):
         return
     record = context.ledger.incident(incident_id)
     status = record["status"] if record else "unknown incident"
@@ -182,39 +185,71 @@ def _decide(
     raise typer.Exit(1)
 
 
-def _answer(request: dict[str, Any], decision: str, by: str | None, comment: str | None) -> dict[str, Any]:
-    """The answer to an approval request: bound to the digests of exactly the steps it shows."""
+def _answer(
+    request: dict[str, Any], decision: str, by: str | None, comment: str | None, digests: list[str] | None
+) -> dict[str, Any]:
+    """The answer to an approval request: bound to the digests of exactly the steps it shows.
+
+    With `--digest`, the operator names what they reviewed (e.g. from an earlier listing, a
+    ticket or the chat): anything else waiting is refused here, before an answer exists, so
+    nothing is recorded and the incident stays pending.
+    """
     import getpass
 
+    shown = [step["digest"] for step in request["steps"]]
     for step in request["steps"]:
-        err.print(f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})")
-    return {
-        "decision": decision,
-        "by": by or getpass.getuser(),
-        "digests": [step["digest"] for step in request["steps"]],
-        "comment": comment,
-    }
+        err.print(
+            f"{decision}: {escape(step['tool'])} {escape(json.dumps(step['args']))} ({step['risk']})"
+            f" digest {escape(step['digest'])}"
+        )
+    if digests is not None and sorted(digests) != sorted(shown):
+        err.print(
+            f"[red]error:[/] --digest {escape(' '.join(digests))} is not what {escape(request['incident_id'])} waits on"
+            f" ({escape(' '.join(shown))}): nothing recorded, the incident is still pending",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return {"decision": decision, "by": by or getpass.getuser(), "digests": shown, "comment": comment}
 
 
-def _decide_on_server(server: str, incident_id: str, decision: str, by: str | None, comment: str | None) -> bool:
-    """Answer the incident on the LangGraph server that paused it; False when it does not wait there."""
+def _show_outcome(result: RunResult) -> None:
+    """The run's summary; an answer the graph refused (roles, expiry) is an error, and the incident still waits."""
     from opsgraph.graph.fixing import summary
+
+    if result.pending is not None and result.pending.get("error"):
+        reason = f"the answer was refused: {result.pending['error']}; {result.incident_id} is still pending"
+        err.print(f"[red]error:[/] {escape(reason)}", soft_wrap=True)
+        raise typer.Exit(1)
+    _show_summary(summary(result))
+
+
+def _decide_on_server(
+    server: str, incident_id: str, decision: str, by: str | None, comment: str | None, digests: list[str] | None
+) -> bool:
+    """Answer the incident on the LangGraph server that paused it; False when it does not wait there."""
     from opsgraph.graph.remote import RemoteError, pending_on_server, resume_on_server
 
     try:
         request = pending_on_server(server, incident_id)
         if request is None:
             return False
-        result = resume_on_server(server, incident_id, _answer(request, decision, by, comment))
+        result = resume_on_server(server, incident_id, _answer(request, decision, by, comment, digests))
     except RemoteError as error:  # an operator's error: one line, not a traceback
         err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
-    _show_summary(summary(result))
+    _show_outcome(result)
     return True
 
 
 DecisionBy = Annotated[str | None, typer.Option("--by", help="Who decides (default: your user name).")]
 DecisionComment = Annotated[str | None, typer.Option("--comment", help="Recorded with the decision.")]
+DecisionDigest = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--digest",
+        help="Approve only if these are exactly the digests of the waiting steps (repeat per step).",
+    ),
+]
 DecisionServer = Annotated[
     str | None,
     typer.Option(
@@ -229,13 +264,15 @@ def approve(
     incident_id: str,
     by: DecisionBy = None,
     comment: DecisionComment = None,
+    digest: DecisionDigest = None,
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     approval: ApprovalOption = ApprovalMode.RISKY,
     server: DecisionServer = None,
 ) -> None:
     """Approve the exact steps a paused incident waits on, then execute and verify them (here or on its server)."""
-    _decide(incident_id, "approve", by, comment, inventory, state_dir, approval, server)
+    # Typer gives an empty list for an option never given: that means "no --digest", not "no steps".
+    _decide(incident_id, "approve", by, comment, digest or None, inventory, state_dir, approval, server)
 
 
 @app.command(rich_help_panel="Incidents")
@@ -249,7 +286,7 @@ def reject(
     server: DecisionServer = None,
 ) -> None:
     """Reject a paused incident's plan; nothing runs and the incident closes as rejected."""
-    _decide(incident_id, "reject", by, comment, inventory, state_dir, approval, server)
+    _decide(incident_id, "reject", by, comment, None, inventory, state_dir, approval, server)
 
 
 @incidents_app.callback(invoke_without_command=True)
