@@ -2,7 +2,9 @@
 
 Parsed with Pydantic so that a malformed file is rejected with the path of the
 offending field (``resources[0].connection.port: ...``) instead of failing later
-inside a probe or, worse, inside a fix.
+inside a probe or, worse, inside a fix. Values are read strictly: a number is finite
+(a `.nan` threshold would turn detection off), a port or a count is a real integer
+(YAML's `true` is not port 1), and a key given twice is an error, not "the last wins".
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from opsgraph.tools.redaction import register_secret_variables
 from opsgraph.tools.risk import Risk
@@ -39,16 +50,25 @@ class Environment(StrEnum):
     GCP = "gcp"
 
 
-class _Strict(BaseModel):
-    """Unknown keys are typos until proven otherwise: reject them."""
+# Caps on what one inventory may hold: one process watches a few hundred resources, and a
+# runaway file (a generator gone wrong) must fail fast rather than take a minute and a GiB.
+MAX_RESOURCES = 10_000
+MAX_INVENTORY_BYTES = 4 * 1024 * 1024
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# PostgreSQL's bootstrap superuser; roles named pg_* are reserved by PostgreSQL itself.
+_SUPERUSER = "postgres"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are typos until proven otherwise: reject them. NaN and infinity too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Connection(_Strict):
     host: str = "127.0.0.1"
     # 0 = none: only a container resource may go without a port.
-    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    port: Annotated[StrictInt, Field(ge=0, le=65535)] = 0
     user: str | None = None
     database: str | None = None
     # Secrets are never written in the inventory: it names the variable that holds them.
@@ -62,8 +82,8 @@ class Connection(_Strict):
 class Band(_Strict):
     """A metric is DEGRADED at or above `degraded` and FAILED at or above `failed`."""
 
-    degraded: float
-    failed: float
+    degraded: StrictFloat
+    failed: StrictFloat
 
     @model_validator(mode="after")
     def _ordered(self) -> Band:
@@ -85,22 +105,33 @@ class HttpSettings(_Strict):
     """How an `http` resource is probed."""
 
     health_path: Annotated[str, Field(pattern=r"^/")] = "/health"
-    samples: Annotated[int, Field(ge=1, le=50)] = 5
+    samples: Annotated[StrictInt, Field(ge=1, le=50)] = 5
 
 
 class LocalSettings(_Strict):
     """How the local environment starts this resource (ignored elsewhere)."""
 
-    maxmemory_mb: Annotated[int, Field(ge=1)] = 64
-    max_connections: Annotated[int, Field(ge=5)] = 100
+    maxmemory_mb: Annotated[StrictInt, Field(ge=1)] = 64
+    max_connections: Annotated[StrictInt, Field(ge=5)] = 100
     # Links between local resources, by inventory name:
     app_database: str | None = Field(None, description="http (sample app): its postgres resource")
     app_cache: str | None = Field(None, description="http (sample app): its redis resource")
     upstream: str | None = Field(None, description="nginx: the http resource it proxies to")
-    worker_connections: Annotated[int, Field(ge=8)] = 256
+    worker_connections: Annotated[StrictInt, Field(ge=8)] = 256
     app_user: Annotated[str | None, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = Field(
         None, description="postgres: the non-superuser role local apps log in as; owns connection.database"
     )
+
+    @field_validator("app_user")
+    @classmethod
+    def _not_a_superuser(cls, role: str | None) -> str | None:
+        """OpsGraph never terminates a superuser's sessions: an app logged in as one leaks unfixably."""
+        if role == _SUPERUSER or (role or "").startswith("pg_"):
+            raise ValueError(
+                f"{role!r} is a PostgreSQL superuser or reserved role; the app must log in as an ordinary "
+                "role, because OpsGraph never terminates a superuser's sessions"
+            )
+        return role
 
 
 class DockerSettings(_Strict):
@@ -203,7 +234,7 @@ class ExternalSettings(_Strict):
     lifecycle: Literal["none", "commands", "systemd"] = "none"
     commands: LifecycleCommands | None = None
     systemd: SystemdUnit | None = None
-    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    timeout_s: Annotated[StrictFloat, Field(gt=0, le=600)] = 60.0
     paths: ServerPaths = ServerPaths()
 
     @model_validator(mode="after")
@@ -229,11 +260,11 @@ class ResourcePolicy(_Strict):
     """Hard limits that hold whatever the approval setting and whoever approves."""
 
     max_risk: Risk = Risk.DISRUPTIVE
-    max_memory_mb: Annotated[int, Field(ge=1)] = 1024
-    max_connections: Annotated[int, Field(ge=10)] = 1000  # postgres max_connections / redis maxclients ceiling
+    max_memory_mb: Annotated[StrictInt, Field(ge=1)] = 1024
+    max_connections: Annotated[StrictInt, Field(ge=10)] = 1000  # postgres max_connections / redis maxclients ceiling
     # nginx: worker_connections ceiling (each costs a file descriptor and memory in every
     # worker, and a proxied request needs two).
-    max_worker_connections: Annotated[int, Field(ge=16)] = 4096
+    max_worker_connections: Annotated[StrictInt, Field(ge=16)] = 4096
 
 
 class Resource(_Strict):
@@ -252,6 +283,17 @@ class Resource(_Strict):
     def _external_only_when_external(self) -> Resource:
         if self.external != ExternalSettings() and self.environment is not Environment.EXTERNAL:
             raise ValueError(f"the `external` section applies to environment: external, not {self.environment}")
+        return self
+
+    @model_validator(mode="after")
+    def _app_role_is_not_opsgraphs(self) -> Resource:
+        """OpsGraph connects as `connection.user`, a superuser by design (ALTER SYSTEM, reserved slots)."""
+        if self.local.app_user is not None and self.local.app_user == self.connection.user:
+            raise ValueError(
+                f"local.app_user {self.local.app_user!r} is the role OpsGraph connects as (connection.user), "
+                "a superuser by design; the app needs an ordinary role of its own, because OpsGraph never "
+                "terminates a superuser's sessions"
+            )
         return self
 
     @property
@@ -286,8 +328,15 @@ class McpServer(_Strict):
 
 class Inventory(_Strict):
     version: Literal[1] = 1
-    resources: list[Resource]
+    resources: Annotated[list[Resource], Field(max_length=MAX_RESOURCES)]
     mcp_servers: list[McpServer] = []
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: object) -> object:
+        if type(value) is not int:  # Literal[1] alone takes YAML's `true` (and 1.0) for 1
+            raise ValueError(f"version must be the integer 1, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> Inventory:
@@ -325,6 +374,21 @@ class Inventory(_Strict):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _apps_have_their_own_role(self) -> Inventory:
+        """Without `app_user`, the local sample app logs in as the database's connection.user or postgres."""
+        for resource in self.resources:
+            database = resource.local.app_database
+            if resource.environment is not Environment.LOCAL or database is None:
+                continue
+            if self.get(database).local.app_user is None:
+                raise ValueError(
+                    f"resource {resource.name!r} runs an app on {database!r}, which has no local.app_user: "
+                    "the app would share OpsGraph's superuser role (its connection.user, else postgres), "
+                    "whose sessions OpsGraph never terminates"
+                )
+        return self
+
     def get(self, name: str) -> Resource:
         for resource in self.resources:
             if resource.name == name:
@@ -335,13 +399,20 @@ class Inventory(_Strict):
         return any(resource.name == name for resource in self.resources)
 
 
+# A file that is wrong everywhere gets a short list, not a screenful per resource.
+_MAX_ERRORS_SHOWN = 20
+
+
 def _format_errors(error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
+    items = error.errors()
+    for item in items[:_MAX_ERRORS_SHOWN]:
         where = ""
         for part in item["loc"]:
             where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
         lines.append(f"  {where or '(top level)'}: {item['msg']}")
+    if len(items) > _MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(items) - _MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
 
 
@@ -359,14 +430,61 @@ def parse_inventory(data: object, source: str = "<inventory>") -> Inventory:
     return inventory
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read and validate an inventory file."""
+class _UniqueKeyLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """YAML's safe loader, except that a key given twice in one mapping is an error.
+
+    Plain YAML keeps the last value, so a second `thresholds:` written further down
+    silently replaces the first. Merge keys (`<<: *anchor`) may still be overridden.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        first_line: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (first on line {first_line[key]})", key_node.start_mark
+                    )
+                first_line[key] = line
+            except TypeError:
+                pass  # an unhashable key: the base class reports it
+        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: where (line, column) and what."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+    return " ".join(str(error).split())
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, refusing what cannot be an inventory: too big, or not UTF-8."""
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INVENTORY_BYTES + 1)
     except OSError as error:
         raise InventoryError(f"cannot read inventory {path}: {error.strerror}") from None
+    if len(raw) > MAX_INVENTORY_BYTES:
+        raise InventoryError(f"{path} is larger than the inventory size cap of {MAX_INVENTORY_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InventoryError(
+            f"{path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}): not an inventory file"
+        ) from None
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate an inventory file."""
+    text = _read_text(path)
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
-        raise InventoryError(f"{path} is not valid YAML: {error}") from None
+        raise InventoryError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     return parse_inventory(data, str(path))

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from opsgraph.tools.inventory import InventoryError, load_inventory, parse_inventory
+from opsgraph.tools.inventory import (
+    MAX_INVENTORY_BYTES,
+    MAX_RESOURCES,
+    InventoryError,
+    load_inventory,
+    parse_inventory,
+)
 
 VALID = {"resources": [{"name": "cache", "kind": "redis", "connection": {"port": 16379}}]}
 
@@ -114,3 +120,109 @@ def test_an_external_resource_without_a_section_has_no_lifecycle() -> None:
     assert resource.external.lifecycle == "none"
     assert resource.external.lifecycle_commands().declared() == {}
     assert not resource.managed_by_opsgraph
+
+
+# Finding 7 of issue 10: values that used to be accepted and silently changed what OpsGraph does.
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (one(thresholds={"memory_used_pct": {"degraded": float("nan"), "failed": 95}}),
+         "resources[0].thresholds.memory_used_pct.degraded: Input should be a finite number"),  # detection off
+        (one(thresholds={"latency_ms": {"degraded": 500, "failed": float("inf")}}),
+         "resources[0].thresholds.latency_ms.failed: Input should be a finite number"),
+        (one(environment="external", external={"timeout_s": float("nan")}),
+         "resources[0].external.timeout_s: Input should be a finite number"),
+        (one(connection={"port": True}), "resources[0].connection.port: Input should be a valid integer"),  # not port 1
+        (one(connection={"port": "16379"}), "resources[0].connection.port: Input should be a valid integer"),
+        (one(policy={"max_memory_mb": 512.0}), "resources[0].policy.max_memory_mb: Input should be a valid integer"),
+        (one(thresholds={"blocked_queries": {"degraded": True, "failed": 5}}),
+         "resources[0].thresholds.blocked_queries.degraded: Input should be a valid number"),
+        ({**VALID, "version": True}, "version: Value error, version must be the integer 1, got True"),
+    ],
+)  # fmt: skip
+def test_numbers_are_finite_and_integers_are_integers(data: object, expected: str) -> None:
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(data, "opsgraph.yaml")
+    assert expected in str(error.value)
+
+
+def postgres(**fields: object) -> dict[str, object]:
+    return {"name": "db", "kind": "postgres", "connection": {"port": 15432, "user": "postgres"}, **fields}
+
+
+SHOP = {
+    "name": "shop",
+    "kind": "http",
+    "connection": {"port": 18000},
+    "local": {"app_database": "db", "app_cache": "cache"},
+}
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([postgres(local={"app_user": "postgres"})],
+         "resources[0].local.app_user: Value error, 'postgres' is a PostgreSQL superuser or reserved role"),
+        ([postgres(local={"app_user": "pg_monitor"})], "'pg_monitor' is a PostgreSQL superuser or reserved role"),
+        ([postgres(connection={"port": 15432, "user": "admin"}, local={"app_user": "admin"})],
+         "local.app_user 'admin' is the role OpsGraph connects as (connection.user)"),
+        ([postgres(), VALID["resources"][0], SHOP],
+         "resource 'shop' runs an app on 'db', which has no local.app_user"),  # it would log in as postgres
+    ],
+)  # fmt: skip
+def test_the_app_never_logs_in_as_a_superuser(resources: list[dict[str, object]], expected: str) -> None:
+    with pytest.raises(InventoryError) as error:
+        parse_inventory({"resources": resources}, "opsgraph.yaml")
+    assert expected in str(error.value)
+    assert "never terminates" in str(error.value)  # and says why
+
+
+def test_an_app_with_its_own_role_is_accepted() -> None:
+    inventory = parse_inventory({"resources": [postgres(local={"app_user": "shop"}), VALID["resources"][0], SHOP]})
+    assert inventory.get("db").local.app_user == "shop"
+
+
+def test_a_key_given_twice_is_an_error_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "opsgraph.yaml"
+    path.write_text("resources:\n  - name: cache\n    kind: redis\n    connection: {port: 1}\n    kind: postgres\n")
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert str(error.value) == f"{path} is not valid YAML: line 5, column 5: key 'kind' appears twice (first on line 3)"
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "opsgraph.yaml"
+    path.write_text("resources:\n  - &c {name: cache, kind: redis, connection: {port: 1}}\n  - {<<: *c, name: other}\n")
+    assert [r.name for r in load_inventory(path).resources] == ["cache", "other"]
+
+
+def test_the_number_of_resources_is_capped() -> None:
+    resources = [{"name": f"r{i}", "kind": "redis", "connection": {"port": 1}} for i in range(MAX_RESOURCES + 1)]
+    with pytest.raises(InventoryError) as error:
+        parse_inventory({"resources": resources}, "opsgraph.yaml")
+    assert f"resources: List should have at most {MAX_RESOURCES} items" in str(error.value)
+    assert len(str(error.value).splitlines()) == 2  # one line, not one per resource
+
+
+def test_the_file_size_is_capped(tmp_path: Path) -> None:
+    path = tmp_path / "opsgraph.yaml"
+    path.write_text(f"resources: []\n#{'x' * MAX_INVENTORY_BYTES}\n")
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert str(error.value) == f"{path} is larger than the inventory size cap of {MAX_INVENTORY_BYTES} bytes"
+
+
+def test_a_binary_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "opsgraph.yaml"
+    path.write_bytes(b"resources:\n\xff\xfe\x00garbage")
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert str(error.value) == f"{path} is not UTF-8 text (byte 0xff at offset 11): not an inventory file"
+
+
+def test_a_long_list_of_errors_is_cut_short() -> None:
+    resources = [{"name": f"R{i}", "kind": "redis", "connection": {"port": 1}} for i in range(50)]
+    with pytest.raises(InventoryError) as error:
+        parse_inventory({"resources": resources}, "opsgraph.yaml")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 22 and lines[-1] == "  ... and 30 more"
