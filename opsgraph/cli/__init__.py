@@ -5,11 +5,9 @@ One module per command group; importing them registers their commands on `app`.
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 from opsgraph.cli import catalogue, faults, incidents, stack
 from opsgraph.cli.app import OPERATOR_ERRORS, app
-from opsgraph.cli.console import err
+from opsgraph.cli.console import print_error
 
 __all__ = ["app", "catalogue", "faults", "incidents", "run", "stack"]
 
@@ -20,5 +18,5 @@ def run() -> None:
         app()
     except OPERATOR_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        err.print(f"[red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+        print_error(str(message))
         raise SystemExit(1) from None

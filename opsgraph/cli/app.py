@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from opsgraph.agents.models import ModelConfigError
-from opsgraph.cli.console import err
+from opsgraph.cli.console import fail
 from opsgraph.graph.policy import ApprovalMode
 from opsgraph.graph.tracing import configure_tracing
 from opsgraph.settings import Settings, load_settings
@@ -46,12 +47,47 @@ app.add_typer(incidents_app, name="incidents", rich_help_panel="Incidents")
 
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
 
+
+def usable_state_dir(path: Path) -> Path:
+    """The state folder, refused before any command runs when it is a file or has no parent folder.
+
+    Commands create the folder and open SQLite files in it: a file in its place used to end
+    in a traceback halfway through. A missing parent is refused rather than created, so a
+    typo in the path does not grow a new tree of state somewhere else.
+    """
+    where = f"state folder {path} (--state-dir or OPSGRAPH_HOME)"
+    if path.exists() and not path.is_dir():
+        fail(f"{where} is not a folder", 2)
+    if not path.exists() and not path.parent.is_dir():
+        fail(f"{where}: its parent {path.parent} is not an existing folder", 2)
+    return path
+
+
+def positive_seconds(param: typer.CallbackParam, value: float) -> float:
+    """A pause between rounds: finite and above 0 (0, -1 or nan would spin without a pause)."""
+    if not (math.isfinite(value) and value > 0):
+        fail(f"{param.opts[0]} must be a finite number of seconds above 0, got {value:g}", 2)
+    return value
+
+
+def nonnegative_seconds(param: typer.CallbackParam, value: float) -> float:
+    """A waiting time that may be 0 but never negative or nan (nan compares false with everything)."""
+    if not (math.isfinite(value) and value >= 0):
+        fail(f"{param.opts[0]} must be a finite number of seconds, 0 or more, got {value:g}", 2)
+    return value
+
+
 # The shared options' defaults come from the settings (env or .env): see `_setting_defaults`.
 InventoryOption = Annotated[
     Path, typer.Option("--inventory", "-i", help="Inventory file (env OPSGRAPH_INVENTORY or .env).")
 ]
 StateOption = Annotated[
-    Path, typer.Option("--state-dir", help="Ledger, checkpoints and local servers (env OPSGRAPH_HOME or .env).")
+    Path,
+    typer.Option(
+        "--state-dir",
+        help="Ledger, checkpoints and local servers (env OPSGRAPH_HOME or .env).",
+        callback=usable_state_dir,
+    ),
 ]
 ApprovalOption = Annotated[
     ApprovalMode,
@@ -68,8 +104,7 @@ def inventory_or_exit(path: Path) -> Inventory:
     try:
         return load_inventory(path)
     except InventoryError as error:
-        err.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        fail(str(error), 2)
 
 
 def local_stack(inventory: Path, state_dir: Path) -> LocalStack:

@@ -36,7 +36,9 @@ def tools_command(as_json: JsonOption = False) -> None:
     for spec in specs:
         where = f"any {spec.where} resource" if spec.environments else "any resource"
         target = str(spec.target_kind) if spec.target_kind else where
-        table.add_row(spec.name, target, str(spec.risk), spec.description, spec.undo or "")
+        table.add_row(
+            *(escape(cell) for cell in (spec.name, target, str(spec.risk), spec.description, spec.undo or ""))
+        )
     out.print(table)
 
 

@@ -1,6 +1,9 @@
 """Terminal rendering for the CLI: progress per node, scan tables, approval prompts, reports.
 
 Progress goes to stderr so that `--json` output on stdout stays machine-readable.
+Text that comes from a user, a file, a tool or a model is printed escaped, never as
+Rich markup: `[/]` in an incident id or `[x]` in a path would otherwise crash the
+command (MarkupError) or silently vanish from the message.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import sys
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from opsgraph.tools.redaction import redact, redact_value
 from opsgraph.tools.snapshot import Snapshot
@@ -25,6 +30,22 @@ out = Console()
 err = Console(stderr=True)
 
 _HEALTH_STYLE = {"healthy": "green", "degraded": "yellow", "failed": "red"}
+
+
+def print_error(message: str) -> None:
+    """`error: <message>` on stderr, the message as plain text, unwrapped (a long path stays on one line)."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `error: <message>` and end the command with `code` (2: bad usage, inventory or state folder)."""
+    print_error(message)
+    raise typer.Exit(code)
+
+
+def progress(message: str) -> None:
+    """A progress line from a lower layer (it may hold paths and names): on stderr, as text."""
+    err.print(Text(message), highlight=False, soft_wrap=True)
 
 
 def print_json_lines(records: Iterable[dict[str, Any]]) -> None:

@@ -17,7 +17,7 @@ from opsgraph.cli.app import (
     app,
     inventory_or_exit,
 )
-from opsgraph.cli.console import err, print_json_lines
+from opsgraph.cli.console import err, fail, print_json_lines
 from opsgraph.tools.faults import Scenario, UnknownScenario, scenario_named, target_of
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolContext
@@ -31,9 +31,8 @@ def _aim(
         scenario = scenario_named(scenario_name)
         inventory = inventory_or_exit(inventory_path)
         target = target_of(scenario, inventory, resource)
-    except (UnknownScenario, ValueError) as error:
-        err.print(f"[red]{escape(str(error.args[0]))}[/]")
-        raise typer.Exit(2) from None
+    except (UnknownScenario, ValueError, KeyError) as error:  # KeyError: --resource names no resource
+        fail(str(error.args[0]), 2)
     return scenario, target, ToolContext(inventory=inventory, state_dir=state_dir)
 
 
@@ -67,7 +66,7 @@ def reset(
     chosen, target, ctx = _aim(scenario, inventory, state_dir, resource)
     aimed = {"scenario": chosen.name, "resource": target.name}
     if chosen.reset is None:
-        err.print(f"{scenario} has nothing to reset: fixing the incident ends it")
+        err.print(escape(f"{scenario} has nothing to reset: fixing the incident ends it"))
         if as_json:
             print_json_lines([{**aimed, "nothing_to_reset": True}])
         return

@@ -21,8 +21,20 @@ from opsgraph.cli.app import (
     incidents_app,
     inventory_or_exit,
     local_stack,
+    nonnegative_seconds,
+    positive_seconds,
 )
-from opsgraph.cli.console import EventLog, err, out, print_json_lines, show_node, show_report, terminal_approver
+from opsgraph.cli.console import (
+    EventLog,
+    err,
+    fail,
+    out,
+    print_json_lines,
+    progress,
+    show_node,
+    show_report,
+    terminal_approver,
+)
 from opsgraph.cli.faults import inject_scenario
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
@@ -91,9 +103,9 @@ def demo(
 
     stack = local_stack(inventory, state_dir)
     err.print("[bold]1/3 local stack[/]")
-    stack.up(progress=err.print)
-    err.print(f"[bold]2/3 injecting {scenario}[/]")
-    err.print(f"  {json.dumps(inject_scenario(scenario, inventory, state_dir, None))}")
+    stack.up(progress=progress)
+    err.print(f"[bold]2/3 injecting {escape(scenario)}[/]")
+    progress(f"  {json.dumps(inject_scenario(scenario, inventory, state_dir, None))}")
     injected_at = time.time()  # the fault exists from here on: MTTD counts from now
     err.print("[bold]3/3 fixing[/]")
     records = run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=injected_at)
@@ -106,8 +118,13 @@ def watch(
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
     approval: ApprovalOption = ApprovalMode.RISKY,
-    interval: Annotated[float, typer.Option(help="Seconds between probes of the inventory.")] = 5.0,
-    cooldown: Annotated[float, typer.Option(help="Seconds before a closed fingerprint may open again.")] = 60.0,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between probes of the inventory (> 0).", callback=positive_seconds)
+    ] = 5.0,
+    cooldown: Annotated[
+        float,
+        typer.Option(help="Seconds before a closed fingerprint may open again (>= 0).", callback=nonnegative_seconds),
+    ] = 60.0,
 ) -> None:
     """Probe continuously; open one incident per new fault; risky plans wait for `opsgraph approve`.
 
@@ -300,7 +317,9 @@ def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph"
         return
     for row in rows:
         opened = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["opened_at"]))
-        out.print(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
+        out.print(
+            escape(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
+        )
 
 
 @incidents_app.command("release")
@@ -325,8 +344,7 @@ def incidents_show(incident_id: str, state_dir: StateOption = Path(".opsgraph"),
     ledger = Ledger(state_dir / "ledger.sqlite")
     record = ledger.incident(incident_id)
     if record is None:
-        err.print(f"[red]no incident {incident_id!r} in {ledger.path}[/]")
-        raise typer.Exit(1)
+        fail(f"no incident {incident_id!r} in {ledger.path}")
     record["approvals"] = ledger.approvals(incident_id)
     record["actions"] = ledger.actions(incident_id)
     if as_json:

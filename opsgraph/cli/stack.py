@@ -16,7 +16,7 @@ from opsgraph.cli.app import (
     inventory_or_exit,
     local_stack,
 )
-from opsgraph.cli.console import err, out, print_json_lines, scan_table
+from opsgraph.cli.console import fail, out, print_json_lines, progress, scan_table
 from opsgraph.tools.environments.external import ExternalEnvironment
 from opsgraph.tools.environments.liveness import answers
 from opsgraph.tools.environments.local import LocalStack
@@ -28,14 +28,14 @@ from opsgraph.tools.snapshot import Health
 @app.command(rich_help_panel="Local stack")
 def up(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
     """Start the local stack (real redis-server, PostgreSQL and nginx) described by the inventory."""
-    for status in local_stack(inventory, state_dir).up(progress=err.print):
-        err.print(f"  {status.name}: {'running' if status.running else 'NOT running'} on port {status.port}")
+    for status in local_stack(inventory, state_dir).up(progress=progress):
+        progress(f"  {status.name}: {'running' if status.running else 'NOT running'} on port {status.port}")
 
 
 @app.command(rich_help_panel="Local stack")
 def down(inventory: InventoryOption = Path("opsgraph.yaml"), state_dir: StateOption = Path(".opsgraph")) -> None:
     """Stop every local server started by `up`."""
-    local_stack(inventory, state_dir).down(progress=err.print)
+    local_stack(inventory, state_dir).down(progress=progress)
 
 
 # How `status` shows each state on a terminal (`--json` gives the state's name).
@@ -59,7 +59,7 @@ def status(
         print_json_lines(rows)
         return
     for row in rows:
-        line = f"{row['name']:<16} {row['kind']:<9} port {row['port']:<6} pid {row['pid'] or '-':<8} "
+        line = escape(f"{row['name']:<16} {row['kind']:<9} port {row['port']:<6} pid {row['pid'] or '-':<8} ")
         line += _STATE_TEXT[row["state"]]
         if row["lifecycle"] is not None:
             line += f" (not managed by OpsGraph; lifecycle: {row['lifecycle']})"
@@ -137,7 +137,7 @@ def traffic(
     from opsgraph.tools.traffic import TrafficPlan, generate_traffic
 
     target = url or _traffic_target(inventory)
-    err.print(f"sending about {rate:g} requests/s to {target} for {duration:g} s")
+    progress(f"sending about {rate:g} requests/s to {target} for {duration:g} s")
     stats = generate_traffic(TrafficPlan(base_url=target, rate_per_s=rate, duration_s=duration))
     latencies = sorted(stats.latencies_ms) or [0.0]
     p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95)]
@@ -152,5 +152,4 @@ def _traffic_target(inventory_path: Path) -> str:
         for resource in resources:
             if resource.kind is kind and resource.connection.port:
                 return f"http://{resource.connection.host}:{resource.connection.port}"
-    err.print(f"[red]error:[/] {escape(str(inventory_path))} has no nginx or http resource: pass --url")
-    raise typer.Exit(2)
+    fail(f"{inventory_path} has no nginx or http resource: pass --url", 2)
