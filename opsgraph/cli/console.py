@@ -155,7 +155,7 @@ def terminal_approver(approver_name: str | None) -> Any:
 
 
 def show_report(report: dict[str, Any]) -> None:
-    status = "[green]RESOLVED[/]" if report["resolved"] else f"[red]{str(report.get('outcome')).upper()}[/]"
+    status = "[green]RESOLVED[/]" if report["resolved"] else f"[red]{escape(str(report.get('outcome')).upper())}[/]"
     out.print(f"\n{status} {escape(report['incident_id'])} ({escape(str(report.get('resource')))})")
     if report.get("outcome_detail"):
         out.print(f"  {escape(report['outcome_detail'])}")
