@@ -140,3 +140,10 @@ def test_user_text_is_never_markup(tmp_path: Path) -> None:
     broken = write(tmp_path / "[/bold]" / "[x]bad.yaml", "resources: [\n")
     message = error_of(opsgraph("scan", "-i", str(broken)), 2)
     assert message == f"{broken} is not valid YAML: line 2, column 1: did not find expected node content"
+
+
+def test_demo_with_an_unknown_scenario_starts_no_server(tmp_path: Path) -> None:
+    inventory = write(tmp_path / "opsgraph.yaml", yaml.safe_dump({"resources": [{**REDIS, "environment": "local"}]}))
+    message = error_of(opsgraph("demo", "[/]no-such-fault", "--inventory", str(inventory)), 2)
+    assert "[/]no-such-fault" in message
+    assert not (tmp_path / ".opsgraph" / "local").exists()  # the stack was never brought up

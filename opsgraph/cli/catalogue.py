@@ -92,5 +92,5 @@ def mcp(
     server = build_server(ctx, level, host=host, port=port, token=token)
     if transport == "http":
         guard = "bearer token required" if token is not None else "no token: read-only, loopback only"
-        err.print(f"serving OpsGraph tools ({level}) on http://{host}:{port}/mcp ({guard})")
+        err.print(escape(f"serving OpsGraph tools ({level}) on http://{host}:{port}/mcp ({guard})"))
     server.run("streamable-http" if transport == "http" else "stdio")

@@ -23,7 +23,7 @@ from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolContext
 
 
-def _aim(
+def aim_or_exit(
     scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None
 ) -> tuple[Scenario, Resource, ToolContext]:
     """The scenario, the resource it hits and a tool context; a clear message and exit 2 if any is wrong."""
@@ -37,7 +37,7 @@ def _aim(
 
 
 def inject_scenario(scenario_name: str, inventory_path: Path, state_dir: Path, resource: str | None) -> dict[str, Any]:
-    scenario, target, ctx = _aim(scenario_name, inventory_path, state_dir, resource)
+    scenario, target, ctx = aim_or_exit(scenario_name, inventory_path, state_dir, resource)
     return {"scenario": scenario.name, "resource": target.name, **scenario.inject(target, ctx)}
 
 
@@ -63,7 +63,7 @@ def reset(
     as_json: JsonOption = False,
 ) -> None:
     """Take an injected fault away again (ballast, held sessions, connection holders)."""
-    chosen, target, ctx = _aim(scenario, inventory, state_dir, resource)
+    chosen, target, ctx = aim_or_exit(scenario, inventory, state_dir, resource)
     aimed = {"scenario": chosen.name, "resource": target.name}
     if chosen.reset is None:
         err.print(escape(f"{scenario} has nothing to reset: fixing the incident ends it"))

@@ -35,7 +35,7 @@ from opsgraph.cli.console import (
     show_report,
     terminal_approver,
 )
-from opsgraph.cli.faults import inject_scenario
+from opsgraph.cli.faults import aim_or_exit, inject_scenario
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
 
@@ -101,6 +101,7 @@ def demo(
     # Load the graph machinery before the fault exists, so MTTD measures detection, not imports.
     import opsgraph.graph.fixing  # noqa: F401
 
+    aim_or_exit(scenario, inventory, state_dir, None)  # a bad scenario name starts no server
     stack = local_stack(inventory, state_dir)
     err.print("[bold]1/3 local stack[/]")
     stack.up(progress=progress)
