@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.environments.local.process import (
     LOOPBACK,
     LocalStackError,
@@ -203,9 +204,7 @@ class LocalNginx(NginxControl):
         if override is None:
             self.overrides_path.unlink(missing_ok=True)
             return
-        staging = self.overrides_path.with_suffix(".tmp")
-        staging.write_text(override.model_dump_json(indent=2))
-        staging.replace(self.overrides_path)
+        write_atomic(self.overrides_path, override.model_dump_json(indent=2))
 
     def worker_connections_for(self, resource: Resource) -> int:
         """What to start with: a runtime override made against the current inventory, else the inventory."""
@@ -247,7 +246,7 @@ class NginxServer(Server):
         upstream = self.resource.local.upstream
         upstream_port = self.inventory.get(upstream).connection.port if upstream else None
         worker_connections = nginx.worker_connections_for(self.resource)
-        nginx.config_path.write_text(nginx_config(self.folder, self.port, upstream_port, worker_connections))
+        write_atomic(nginx.config_path, nginx_config(self.folder, self.port, upstream_port, worker_connections))
         run_launcher(nginx.command("-t", "-q"), self.log_path, f"nginx -t for {self.label}", self.timeout)
         run_launcher(nginx.command(), self.log_path, f"starting nginx for {self.label}", self.timeout)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.binaries import find_binaries
 from opsgraph.tools.environments.local.app_server import SampleAppServer
 from opsgraph.tools.environments.local.nginx_server import NginxServer
@@ -229,7 +230,7 @@ class LocalStack:
             began = time.monotonic()
             server.folder.mkdir(parents=True, exist_ok=True)
             server.remove_stale_pid_file()
-            (server.folder / _RECORD).write_text(server.resource.model_dump_json(indent=2))
+            write_atomic(server.folder / _RECORD, server.resource.model_dump_json(indent=2))
             server.start()
             self._wait_until_answers(server)
             say(f"{server.label} ready in {time.monotonic() - began:.1f} s")
