@@ -23,14 +23,14 @@ import re
 import signal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.environments.local.process import (
     LOOPBACK,
-    LocalStackError,
     Server,
     is_alive,
+    read_record,
     run_launcher,
     running_as_root,
 )
@@ -189,15 +189,8 @@ class LocalNginx(NginxControl):
     # ---- runtime overrides
 
     def override(self) -> RuntimeOverride | None:
-        try:
-            return RuntimeOverride.model_validate_json(self.overrides_path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValidationError as error:
-            raise LocalStackError(
-                f"{self.overrides_path} is unreadable ({error.error_count()} errors); delete it to start "
-                "nginx with the inventory's settings"
-            ) from None
+        what_to_do = "delete it to start nginx with the inventory's settings"
+        return read_record(self.overrides_path, RuntimeOverride, what_to_do)
 
     def record_override(self, override: RuntimeOverride | None) -> None:
         """Keep a runtime value for later starts; None forgets it (back to the inventory)."""
