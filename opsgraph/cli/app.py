@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from opsgraph.agents.models import ModelConfigError
 from opsgraph.cli.console import err
 from opsgraph.graph.policy import ApprovalMode
+from opsgraph.graph.stores import StateStoreError
 from opsgraph.graph.tracing import configure_tracing
 from opsgraph.settings import Settings, load_settings
 from opsgraph.tools.binaries import MissingBinaryError
@@ -32,6 +33,7 @@ OPERATOR_ERRORS = (
     UnsupportedEnvironment,
     TrafficError,
     ModelConfigError,
+    StateStoreError,
     KeyError,
 )
 
