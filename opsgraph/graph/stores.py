@@ -34,7 +34,12 @@ _PAST_DETECTOR = (
     "SELECT 1 FROM checkpoints WHERE json_valid(CAST(metadata AS TEXT))"
     " AND json_extract(CAST(metadata AS TEXT), '$.step') >= 2 LIMIT 1"
 )
-_OPEN_INCIDENTS = f"SELECT incident_id FROM incidents WHERE status IN ({', '.join('?' * len(_OPEN_STATUSES))}) LIMIT 3"
+_OPEN = f"status IN ({', '.join('?' * len(_OPEN_STATUSES))})"
+# Open incidents whose graph a process on this folder's checkpoints drove: each has a `runs` row
+# (Ledger.acquire_run), which one run by a LangGraph server, with its own checkpoints, has not.
+_OPEN_HERE = f"SELECT incident_id FROM incidents JOIN runs USING (incident_id) WHERE {_OPEN} LIMIT 3"
+# A ledger from before `runs` cannot tell them apart: any open incident counts.
+_OPEN_ANY = f"SELECT incident_id FROM incidents WHERE {_OPEN} LIMIT 3"
 
 
 class StateStoreError(RuntimeError):
@@ -58,9 +63,10 @@ def check_state_stores(state_dir: Path) -> None:
     A fresh folder (neither file, or files with no tables yet) is fine. An error when:
     a file is not an SQLite database; the ledger is missing or empty while the checkpoints
     hold graphs that got past the detector (the record of what was done is lost); the
-    checkpoint file exists but is empty while the ledger has open incidents (they would wait
-    for ever). A missing checkpoint file next to open incidents is not an error: incidents
-    run on a LangGraph server share the ledger and keep their checkpoints there.
+    checkpoint file was emptied while the ledger has open incidents whose graphs ran on it
+    (they would wait for ever). Incidents run on a LangGraph server share the ledger but keep
+    their checkpoints there: no error. A missing checkpoint file is left to the reconciler,
+    which closes incidents killed before their first checkpoint as abandoned.
     """
     ledger = _inspect(state_dir / LEDGER_FILE)
     checkpoints = _inspect(state_dir / CHECKPOINTS_FILE)
@@ -73,13 +79,15 @@ def check_state_stores(state_dir: Path) -> None:
             f"{checkpoints.path.name} out of {state_dir} to start afresh"
         )
     if checkpoints.exists and checkpoints.empty and "incidents" in ledger.tables:
-        open_ids = [str(row[0]) for row in _query(ledger, _OPEN_INCIDENTS, _OPEN_STATUSES)]
+        query = _OPEN_HERE if "runs" in ledger.tables else _OPEN_ANY
+        open_ids = [str(row[0]) for row in _query(ledger, query, _OPEN_STATUSES)]
         if open_ids:
             raise StateStoreError(
                 f"{checkpoints.path} is empty but the ledger {ledger.path} has open incidents "
                 f"({', '.join(open_ids)}{', …' if len(open_ids) == 3 else ''}) whose graphs were checkpointed there: "
-                f"they cannot be resumed. Restore {checkpoints.path} from a backup; if these incidents run on a "
-                f"LangGraph server (`--server`), delete the empty {checkpoints.path.name}"
+                f"they can be neither resumed nor repaired. Restore {checkpoints.path} from a backup; or, accepting "
+                f"that their state is gone, move both {ledger.path.name} and {checkpoints.path.name} out of "
+                f"{state_dir} to start afresh"
             )
 
 

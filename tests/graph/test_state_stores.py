@@ -7,6 +7,7 @@ approval, one healthy probe), then are damaged the way finding 3 of issue 10 did
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -132,9 +133,12 @@ def test_emptied_checkpoints_next_to_an_awaiting_incident_are_refused(state: Pat
     _assert_one_error_line(approve, state / CHECKPOINTS_FILE, state / LEDGER_FILE)
 
 
-def test_missing_checkpoints_are_not_an_error(state: Path) -> None:
-    """Incidents run on a LangGraph server share the ledger but keep their checkpoints there."""
-    (state / CHECKPOINTS_FILE).unlink()
+def test_an_incident_run_on_a_langgraph_server_needs_no_checkpoints_here(state: Path) -> None:
+    """Such an incident shares the ledger but has no run lease row here: its checkpoints are the server's."""
+    with sqlite3.connect(state / LEDGER_FILE) as conn:
+        conn.execute("DELETE FROM runs WHERE incident_id = ?", (PAUSED,))
+    conn.close()
+    (state / CHECKPOINTS_FILE).write_bytes(b"")
     check_state_stores(state)
 
 
@@ -150,12 +154,12 @@ def test_a_file_that_is_not_a_database_is_named(state: Path, name: str, damage: 
     _assert_one_error_line(listing, state / name)
 
 
-def test_healthy_probes_leave_checkpoints_without_a_ledger_and_that_is_fine(stack: Stack, tmp_path: Path) -> None:
-    """A healthy run never touches the ledger: checkpoints alone are not a lost ledger."""
+def test_checkpoints_of_healthy_probes_alone_are_not_a_lost_ledger(stack: Stack, tmp_path: Path) -> None:
+    """A healthy probe opens no incident; a folder from before run leases has its checkpoints and no ledger."""
     state = tmp_path / "fresh"
     with incident_graph(state) as graph:
         result = start_incident(graph, stack.context(state_dir=str(state)), "cache", "inc-healthy")
     assert result.values["outcome"] == "healthy"
-    assert (state / CHECKPOINTS_FILE).exists() and not (state / LEDGER_FILE).exists()
+    (state / LEDGER_FILE).unlink()
     check_state_stores(state)
-    Ledger(state / LEDGER_FILE)
+    assert Ledger(state / LEDGER_FILE).incidents() == []
