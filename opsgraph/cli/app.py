@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from opsgraph.agents.models import ModelConfigError
 from opsgraph.cli.console import fail
 from opsgraph.graph.policy import ApprovalMode
+from opsgraph.graph.stores import StateStoreError
 from opsgraph.graph.tracing import configure_tracing
 from opsgraph.settings import Settings, load_settings
 from opsgraph.tools.binaries import MissingBinaryError
@@ -33,6 +34,7 @@ OPERATOR_ERRORS = (
     UnsupportedEnvironment,
     TrafficError,
     ModelConfigError,
+    StateStoreError,
     KeyError,
 )
 

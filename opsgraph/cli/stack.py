@@ -44,6 +44,7 @@ _STATE_TEXT = {
     "running_unmanaged": "[yellow]running (not managed by OpsGraph: another server holds the port)[/]",
     "stopped": "[red]stopped[/]",
     "not_answering": "[red]not answering[/]",
+    "record_unreadable": "[red]record unreadable[/]",
 }
 
 
@@ -63,6 +64,8 @@ def status(
         line += _STATE_TEXT[row["state"]]
         if row["lifecycle"] is not None:
             line += f" (not managed by OpsGraph; lifecycle: {row['lifecycle']})"
+        if row["problem"] is not None:
+            line += f": {escape(row['problem'])}"
         out.print(line, soft_wrap=True)
 
 
@@ -71,27 +74,31 @@ def _server_rows(stack: LocalStack) -> list[dict[str, Any]]:
     rows = []
     for item in stack.status():
         resource = stack.inventory.get(item.name) if stack.inventory.has(item.name) else None
-        if item.running:
+        if item.problem is not None:
+            state = "record_unreadable"
+        elif item.running:
             state = "running"
         elif item.pid is None and resource is not None and answers(resource):
             state = "running_unmanaged"
         else:
             state = "stopped"
-        rows.append(_server_row(item.name, item.kind, item.port, item.pid, state, None))
+        rows.append(_server_row(item.name, item.kind, item.port, item.pid, state, None, item.problem))
     external = ExternalEnvironment(stack.inventory)
     for resource in stack.inventory.resources:
         if resource.environment is Environment.EXTERNAL:
             found = external.status(resource.name)
             state = "running" if found.running else "not_answering"
             port, lifecycle = resource.connection.port, str(resource.external.lifecycle)
-            rows.append(_server_row(resource.name, resource.kind, port, found.pid, state, lifecycle))
+            rows.append(_server_row(resource.name, resource.kind, port, found.pid, state, lifecycle, None))
     return rows
 
 
-def _server_row(name: str, kind: str, port: int, pid: int | None, state: str, lifecycle: str | None) -> dict[str, Any]:
+def _server_row(
+    name: str, kind: str, port: int, pid: int | None, state: str, lifecycle: str | None, problem: str | None
+) -> dict[str, Any]:
     managed = lifecycle is None
     return {"name": name, "kind": kind, "port": port, "pid": pid, "state": state, "managed_by_opsgraph": managed,
-            "lifecycle": lifecycle}  # fmt: skip
+            "lifecycle": lifecycle, "problem": problem}  # fmt: skip
 
 
 # `scan` exit statuses, for scripts and health checks (2 is also every usage or inventory error).

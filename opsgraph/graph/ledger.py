@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from opsgraph.agents.records import Incident, Plan
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.schemas import ActionRecord, Approval, ReviewedStep
+from opsgraph.graph.stores import check_state_stores
 from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.runner import ToolOutcome
 
@@ -110,6 +111,7 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        check_state_stores(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)

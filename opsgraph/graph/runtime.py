@@ -26,6 +26,7 @@ from opsgraph.graph.context import Context
 from opsgraph.graph.failpoints import BEFORE_CHECKPOINT, failpoint
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.state import IncidentInput, IncidentState
+from opsgraph.graph.stores import check_state_stores
 from opsgraph.graph.wiring import build_graph
 
 IncidentGraph = CompiledStateGraph[IncidentState, Context, IncidentInput, IncidentState]
@@ -66,6 +67,7 @@ class _Checkpointer(SqliteSaver):
 @contextmanager
 def incident_graph(state_dir: Path) -> Iterator[IncidentGraph]:
     """The compiled graph with a SQLite checkpointer under the state folder."""
+    check_state_stores(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(state_dir / "checkpoints.sqlite", check_same_thread=False, timeout=10)
     try:

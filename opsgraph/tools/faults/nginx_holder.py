@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsgraph.tools.atomic_file import write_atomic
+
 MAX_CONNECTIONS = 4096
 MAX_LIFETIME_S = 3600.0
 GONE_AFTER_S = 10.0
@@ -169,8 +171,8 @@ def hold(plan: HoldPlan) -> str:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     plan.state_file.parent.mkdir(parents=True, exist_ok=True)
-    staging = plan.state_file.with_name(plan.state_file.name + ".new")
-    staging.write_text(
+    write_atomic(
+        plan.state_file,
         json.dumps(
             {
                 "pid": os.getpid(),
@@ -179,9 +181,8 @@ def hold(plan: HoldPlan) -> str:
                 "started_at": time.time(),
                 "expires_at": time.time() + plan.lifetime_s,
             }
-        )
+        ),
     )
-    staging.replace(plan.state_file)
     _say(f"holding {plan.count} connections to {plan.host}:{plan.port} for at most {plan.lifetime_s:.0f} s")
     try:
         reason = holder.run()

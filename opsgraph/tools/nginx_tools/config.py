@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.environments.external import ExternalEnvironment, LifecycleFailed, LifecycleRefused
 from opsgraph.tools.environments.local.nginx_server import LocalNginx, RuntimeOverride
 from opsgraph.tools.environments.nginx_control import NginxControl, NginxControlError
@@ -85,21 +86,6 @@ def with_worker_connections(config: str, value: int) -> str:
     return changed
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace a file in one step (nginx never reads half a config), keeping its mode and owner."""
-    staging = path.with_name(path.name + ".new")
-    staging.write_text(text)
-    try:
-        stat = path.stat()
-        os.chmod(staging, stat.st_mode)
-        if (stat.st_uid, stat.st_gid) != (os.geteuid(), os.getegid()):
-            os.chown(staging, stat.st_uid, stat.st_gid)
-    except OSError:
-        staging.unlink(missing_ok=True)
-        raise
-    staging.replace(path)
-
-
 def reload_nginx(ctx: ToolContext, resource: Resource, nginx: NginxControl) -> set[int]:
     """Reload as the resource says: its declared reload command (external), else SIGHUP; the new workers' pids."""
     trigger: Callable[[], None] | None = None
@@ -132,18 +118,18 @@ def _apply_config(ctx: ToolContext, resource: Resource, nginx: NginxControl, con
     old workers; the backup is restored and reloaded so that file and process agree again.
     """
     previous = nginx.config_path.read_text()
-    backup_path(ctx, resource, nginx).write_text(previous)
-    _write(nginx.config_path, config)
+    write_atomic(backup_path(ctx, resource, nginx), previous)
+    write_atomic(nginx.config_path, config)
     test = nginx.test_config()
     if not test.ok:
-        _write(nginx.config_path, previous)
+        write_atomic(nginx.config_path, previous)
         raise ToolError(
             f"nginx -t rejected the change; config restored, nginx still runs the previous one: {test.output}"
         )
     try:
         reload_nginx(ctx, resource, nginx)
     except ToolError as error:
-        _write(nginx.config_path, previous)
+        write_atomic(nginx.config_path, previous)
         try:
             reload_nginx(ctx, resource, nginx)
         except ToolError as again:

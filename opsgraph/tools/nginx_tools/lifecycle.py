@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.nginx_tools.config import CONFIG_ENVIRONMENTS, parse_shutdown_timeout, reload_nginx, tested_nginx
@@ -66,7 +67,7 @@ def nginx_clear_connections(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     new_workers = reload_nginx(ctx, resource, nginx)
     record = clear_record_path(ctx, resource)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(ClearRecord(at=time.time(), workers=sorted(new_workers)).model_dump_json())
+    write_atomic(record, ClearRecord(at=time.time(), workers=sorted(new_workers)).model_dump_json())
     grace = parse_shutdown_timeout(nginx.config_path.read_text())
     wait_s = UNBOUNDED_OLD_WORKER_WAIT_S if grace is None else min(grace + 1, MAX_OLD_WORKER_WAIT_S)
     lingering = nginx.wait_for_exit(old_workers, wait_s)

@@ -23,13 +23,14 @@ import re
 import signal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.environments.local.process import (
     LOOPBACK,
-    LocalStackError,
     Server,
     is_alive,
+    read_record,
     run_launcher,
     running_as_root,
 )
@@ -188,24 +189,15 @@ class LocalNginx(NginxControl):
     # ---- runtime overrides
 
     def override(self) -> RuntimeOverride | None:
-        try:
-            return RuntimeOverride.model_validate_json(self.overrides_path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValidationError as error:
-            raise LocalStackError(
-                f"{self.overrides_path} is unreadable ({error.error_count()} errors); delete it to start "
-                "nginx with the inventory's settings"
-            ) from None
+        what_to_do = "delete it to start nginx with the inventory's settings"
+        return read_record(self.overrides_path, RuntimeOverride, what_to_do)
 
     def record_override(self, override: RuntimeOverride | None) -> None:
         """Keep a runtime value for later starts; None forgets it (back to the inventory)."""
         if override is None:
             self.overrides_path.unlink(missing_ok=True)
             return
-        staging = self.overrides_path.with_suffix(".tmp")
-        staging.write_text(override.model_dump_json(indent=2))
-        staging.replace(self.overrides_path)
+        write_atomic(self.overrides_path, override.model_dump_json(indent=2))
 
     def worker_connections_for(self, resource: Resource) -> int:
         """What to start with: a runtime override made against the current inventory, else the inventory."""
@@ -247,7 +239,7 @@ class NginxServer(Server):
         upstream = self.resource.local.upstream
         upstream_port = self.inventory.get(upstream).connection.port if upstream else None
         worker_connections = nginx.worker_connections_for(self.resource)
-        nginx.config_path.write_text(nginx_config(self.folder, self.port, upstream_port, worker_connections))
+        write_atomic(nginx.config_path, nginx_config(self.folder, self.port, upstream_port, worker_connections))
         run_launcher(nginx.command("-t", "-q"), self.log_path, f"nginx -t for {self.label}", self.timeout)
         run_launcher(nginx.command(), self.log_path, f"starting nginx for {self.label}", self.timeout)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.environments.local.process import LOOPBACK, LocalStackError, Server, run_launcher, running_as_root
 
@@ -111,7 +112,7 @@ class PostgresServer(Server):
     def start(self) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        (self.data_dir / "opsgraph.conf").write_text(self._settings())
+        write_atomic(self.data_dir / "opsgraph.conf", self._settings())
         # Checked at every start, not just after initdb, so that an interrupted
         # first start cannot leave a server on the default port 5432.
         conf = self.data_dir / "postgresql.conf"

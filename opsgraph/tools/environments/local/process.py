@@ -13,14 +13,16 @@ import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 
 LOOPBACK = "127.0.0.1"
 _LOG_LINES_IN_ERRORS = 20
+
+Record = TypeVar("Record", bound=BaseModel)
 
 
 class LocalStackError(RuntimeError):
@@ -38,6 +40,28 @@ class ProcessStatus(BaseModel):
     pid: int | None
     running: bool  # the pid is alive AND the server answers on its port
     log_path: Path
+    # Why this status may be wrong (its record is unreadable, so the inventory's settings were probed).
+    problem: str | None = None
+
+
+def read_record(path: Path, model: type[Record], what_to_do: str) -> Record | None:
+    """A JSON record OpsGraph wrote in the state folder, None if there is none.
+
+    An empty, undecodable or invalid file is a LocalStackError naming it and ending with
+    ``what_to_do``: a torn record must be seen, not taken for "never started".
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data.strip():
+        raise LocalStackError(f"{path} is empty (a write to it was cut off); {what_to_do}")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise LocalStackError(f"{path} is not a valid record ({where}: {first['msg']}); {what_to_do}") from None
 
 
 def read_pid(path: Path) -> int | None:

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from opsgraph.tools.atomic_file import write_atomic
 from opsgraph.tools.binaries import find_binaries
 from opsgraph.tools.environments.local.app_server import SampleAppServer
 from opsgraph.tools.environments.local.nginx_server import NginxServer
@@ -27,6 +26,7 @@ from opsgraph.tools.environments.local.process import (
     log_excerpt,
     port_in_use,
     read_pid,
+    read_record,
     tail_lines,
 )
 from opsgraph.tools.environments.local.redis_server import RedisServer
@@ -84,19 +84,23 @@ class LocalStack:
         from the inventory, and wait until they have exited. Safe when nothing runs."""
         say = progress or _ignore
         with self._locked():
-            for server in sorted(self._started_servers(), key=lambda s: -_START_ORDER.index(s.resource.kind)):
+            started, unreadable = self._started_servers()
+            for server in sorted(started, key=lambda s: -_START_ORDER.index(s.resource.kind)):
                 self._stop(server, say)
+        if unreadable:  # the others are stopped: only these are left for a human
+            raise LocalStackError("; ".join(str(error) for error in unreadable))
 
     def status(self) -> list[ProcessStatus]:
         """Status of each local resource, plus any still-running server the inventory
-        no longer lists (``down`` would stop it)."""
-        statuses = [self._server(resource).status() for resource in self._resources()]
+        no longer lists (``down`` would stop it).
+
+        A resource whose record is unreadable is probed with the inventory's settings and
+        carries the problem: one torn file must not hide the rest of the stack.
+        """
+        statuses = [self._status_of(resource) for resource in self._resources()]
         listed = {status.name for status in statuses}
-        statuses += [
-            server.status()
-            for server in self._started_servers()
-            if server.name not in listed and server.pid() is not None
-        ]
+        started, _ = self._started_servers()
+        statuses += [server.status() for server in started if server.name not in listed and server.pid() is not None]
         return statuses
 
     def restart(self, resource_name: str) -> ProcessStatus:
@@ -140,17 +144,18 @@ class LocalStack:
         return _KINDS[resource.kind](resource, self._folder(resource.name), self.timeout, self.inventory)
 
     def _recorded(self, name: str) -> Resource | None:
-        """The inventory entry a server was last started with, if readable."""
+        """The inventory entry a server was last started with; None if it has no record.
+
+        An unreadable record is a LocalStackError naming the file: OpsGraph no longer
+        knows how that server was started, so it neither guesses nor restarts it.
+        """
         path = self._folder(name) / _RECORD
-        try:
-            return Resource.model_validate_json(path.read_text())
-        except FileNotFoundError:
-            return None
-        except ValidationError as error:
-            raise LocalStackError(
-                f"{path} is unreadable ({error.error_count()} errors); stop the server "
-                f"by hand if it runs, then delete {path.parent}"
-            ) from None
+        return read_record(
+            path,
+            Resource,
+            f"OpsGraph cannot tell how {name!r} was started: stop that server by hand if it runs "
+            f"(pid files in {path.parent}), delete {path}, then run `opsgraph up`",
+        )
 
     def _server(self, resource: Resource) -> Server:
         """The server for ``resource`` as it runs now: its recorded settings if it was
@@ -162,16 +167,29 @@ class LocalStack:
                 return running
         return self._fresh_server(resource)
 
-    def _started_servers(self) -> list[Server]:
-        """Every server that has a record in the state folder (inventory or not)."""
+    def _status_of(self, resource: Resource) -> ProcessStatus:
+        try:
+            return self._server(resource).status()
+        except LocalStackError as error:  # only the record can fail here: probe what the inventory says
+            return self._fresh_server(resource).status().model_copy(update={"problem": str(error)})
+
+    def _started_servers(self) -> tuple[list[Server], list[LocalStackError]]:
+        """Every server that has a record in the state folder (inventory or not), and the
+        records that cannot be read (each error names its file)."""
         if not self._root.is_dir():
-            return []
-        servers = []
+            return [], []
+        servers, unreadable = [], []
         for folder in sorted(self._root.iterdir()):
-            recorded = self._recorded(folder.name) if folder.is_dir() else None
+            if not folder.is_dir():
+                continue
+            try:
+                recorded = self._recorded(folder.name)
+            except LocalStackError as error:
+                unreadable.append(error)
+                continue
             if recorded is not None:
                 servers.append(self._fresh_server(recorded))
-        return servers
+        return servers, unreadable
 
     def _refuse_unless_ours(self, server: Server) -> None:
         """Refuse to restart what OpsGraph did not create: no record, or no data of its own here."""
@@ -229,7 +247,7 @@ class LocalStack:
             began = time.monotonic()
             server.folder.mkdir(parents=True, exist_ok=True)
             server.remove_stale_pid_file()
-            (server.folder / _RECORD).write_text(server.resource.model_dump_json(indent=2))
+            write_atomic(server.folder / _RECORD, server.resource.model_dump_json(indent=2))
             server.start()
             self._wait_until_answers(server)
             say(f"{server.label} ready in {time.monotonic() - began:.1f} s")

@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from opsgraph.tools.atomic_file import write_atomic
+
 PROCESS_NAME = "opsgraph-superv"
 _PR_SET_NAME = 15
 _MAX_PAUSE_S = 10.0
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    args.pidfile.write_text(f"{os.getpid()}\n")
+    write_atomic(args.pidfile, f"{os.getpid()}\n")
     try:
         supervise(command, args.log, stop)
     finally:
