@@ -71,7 +71,9 @@ def incident_graph(state_dir: Path) -> Iterator[IncidentGraph]:
     state_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(state_dir / "checkpoints.sqlite", check_same_thread=False, timeout=10)
     try:
-        yield build_graph().compile(checkpointer=_Checkpointer(conn), name="opsgraph")
+        checkpointer = _Checkpointer(conn)
+        checkpointer.setup()  # now, not at first use: an empty file must never look like an emptied store
+        yield build_graph().compile(checkpointer=checkpointer, name="opsgraph")
     finally:
         conn.close()
 
