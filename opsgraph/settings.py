@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         default=None,
         description="Who may approve what, e.g. alice=admin,bob=operator,carol=viewer; unset: everyone may.",
     )
+    # Caps on what OpsGraph does unattended (see opsgraph/graph/caps.py): counted from the ledger's action rows.
+    resource_action_cap: int = Field(
+        default=3, ge=0, description="Disruptive or destructive actions per resource per window, then it is held."
+    )
+    resource_action_window_s: float = Field(
+        default=900.0, gt=0, allow_inf_nan=False, description="The window of resource_action_cap, in seconds."
+    )
+    global_action_cap: int = Field(default=20, ge=0, description="Mutating actions per hour, all resources together.")
     # Provider settings under the names their SDKs use; passed to the model explicitly,
     # since a key that is only in .env never reaches os.environ.
     google_api_key: SecretStr | None = Field(default=None, validation_alias="GOOGLE_API_KEY")

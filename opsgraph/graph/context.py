@@ -65,6 +65,18 @@ class Context:
     probe_interval_s: float = field(default=0.2, metadata={"description": "Pause between verifier probes."})
     max_retries: int = field(default=2, metadata={"description": "Re-plans after a failed verification."})
     tool_timeout_s: float = field(default=20.0, metadata={"description": "Upper bound on one tool call."})
+    resource_action_cap: int = field(
+        default_factory=lambda: load_settings().resource_action_cap,
+        metadata={"description": "Disruptive actions per resource per window (OPSGRAPH_RESOURCE_ACTION_CAP)."},
+    )
+    resource_action_window_s: float = field(
+        default_factory=lambda: load_settings().resource_action_window_s,
+        metadata={"description": "Window of resource_action_cap in seconds (OPSGRAPH_RESOURCE_ACTION_WINDOW_S)."},
+    )
+    global_action_cap: int = field(
+        default_factory=lambda: load_settings().global_action_cap,
+        metadata={"description": "Mutating actions per hour, all resources together (OPSGRAPH_GLOBAL_ACTION_CAP)."},
+    )
     # Typed loosely so the LangGraph server can still render this schema as JSON.
     reasoner: object | None = field(
         default=None, metadata={"description": "A Reasoner object overriding `reasoning` (embedding, tests)."}
@@ -75,7 +87,8 @@ class Context:
         try:
             return ApprovalMode(self.approval)
         except ValueError:
-            raise ValueError(f"approval must be one of risky, all, none (got {self.approval!r})") from None
+            choices = ", ".join(mode.value for mode in ApprovalMode)
+            raise ValueError(f"approval must be one of {choices} (got {self.approval!r})") from None
 
     def reasoning_backend(self, node: str) -> Reasoner:
         """The Reasoner given directly, else the one this node's setting names (built when asked, never at import)."""

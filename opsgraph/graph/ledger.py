@@ -397,6 +397,27 @@ class Ledger:
             row = conn.execute("SELECT 1 FROM runs WHERE incident_id = ?", (incident_id,)).fetchone()
         return row is not None
 
+    # caps and grouping (opsgraph.graph.caps, opsgraph.graph.watch) ----------
+    def intents_since(self, since: float) -> list[dict[str, Any]]:
+        """Every action started at or after `since` (intent rows, any caller), oldest first, with its resource."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT idempotency_key, incident_id, tool, args, json_extract(args, '$.resource') AS resource, at"
+                " FROM actions WHERE phase = 'intent' AND at >= ? ORDER BY at",
+                (since,),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def open_incident_on(self, resource: str) -> str | None:
+        """The newest still-open incident on this resource, whatever its symptom (grouping of dependents)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT incident_id FROM incidents WHERE resource = ? AND status IN (?, ?)"
+                " ORDER BY opened_at DESC LIMIT 1",
+                (resource, *OPEN_STATUSES),
+            ).fetchone()
+        return row["incident_id"] if row else None
+
 
 def run_recorded(index: int, tool: str, args: dict[str, Any], call: ToolCall) -> ActionRecord:
     """Call the tool and describe what happened as the step's result record."""

@@ -10,6 +10,12 @@ their checkpoint (`opsgraph approve ID` resumes them from any process).
 Before every sweep it also finishes what a killed process left (`reconcile`): steps
 in doubt are settled by looking at their target, graphs stopped between nodes run on
 from their checkpoint, and the ledger's claims stop any repeat.
+
+A fault it does not act on is never ignored silently, and never reported once per probe:
+each suppression — OpsGraph paused, the resource held (data-safety failure, crash loop,
+spent cap), grouped under the incident of a resource it depends on, its fingerprint
+cooling down, the global action budget spent — is logged once with why, and again only
+when the reason changes or after the resource was healthy in between.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from opsgraph.graph.caps import global_refusal
 from opsgraph.graph.context import Context
+from opsgraph.graph.control import Controls
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.nodes.detector import fingerprint, new_incident_id
 from opsgraph.graph.reconcile import reconcile
@@ -63,9 +71,10 @@ class Watcher:
         self._settings = settings
         self._say = say
         self._in_flight: set[str] = set()
+        self._running: dict[str, str] = {}  # resource -> the incident this watcher runs for it
         self._lock = threading.Lock()
         self.finished: list[RunResult] = []
-        self._held_said: set[str] = set()  # data-safety holds already reported (once each)
+        self._said: dict[str, str] = {}  # resource -> the suppression last reported for it (once each)
 
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set; then let in-flight incident runs finish before returning."""
@@ -75,9 +84,14 @@ class Watcher:
         ):
             while not stop.is_set():
                 self._repair(graph, pool)
-                for snapshot in probe_all(self._context.inventory):
-                    if snapshot.health is not Health.HEALTHY:
-                        self._consider(graph, pool, snapshot)
+                snapshots = probe_all(self._context.inventory)
+                unhealthy = {s.resource: s for s in snapshots if s.health is not Health.HEALTHY}
+                for snapshot in snapshots:
+                    if snapshot.health is Health.HEALTHY:
+                        self._said.pop(snapshot.resource, None)  # a suppression episode ends with health
+                # Roots first, so that a dependent failing in the same round names the root's incident.
+                for snapshot in sorted(unhealthy.values(), key=lambda s: len(self._needs(s.resource))):
+                    self._consider(graph, pool, snapshot, unhealthy)
                 stop.wait(self._settings.interval_s)
             self._say("stopping: waiting for incident runs in flight")
         self._say("stopped")
@@ -98,29 +112,90 @@ class Watcher:
             self._say(f"resuming {incident_id} from its last checkpoint", incident_id=incident_id)
             pool.submit(self._guarded, incident_id, partial(self._continue, graph, incident_id))
 
-    def _consider(self, graph: IncidentGraph, pool: ThreadPoolExecutor, snapshot: Snapshot) -> None:
+    def _needs(self, resource: str) -> list[str]:
+        """Every resource `resource` depends on, directly or through others (cycles cut)."""
+        inventory = self._context.inventory
+        found: list[str] = []
+        todo = list(inventory.get(resource).dependencies())
+        while todo:
+            name = todo.pop(0)
+            if name not in found and name != resource and inventory.has(name):
+                found.append(name)
+                todo.extend(inventory.get(name).dependencies())
+        return found
+
+    def _say_once(self, snapshot: Snapshot, why_key: str, text: str, **fields: Any) -> None:
+        """Report a fault OpsGraph does not act on: once per resource and reason."""
+        if self._said.get(snapshot.resource) == why_key:
+            return
+        self._said[snapshot.resource] = why_key
+        self._say(f"{snapshot.resource}: {snapshot.health}, {text}", "warning", resource=snapshot.resource, **fields)
+
+    def _root_of(self, snapshot: Snapshot, unhealthy: dict[str, Snapshot]) -> tuple[str, str | None] | None:
+        """The dependency this fault is grouped under — (resource, its incident or None) — if any."""
+        ledger = self._context.ledger
+        candidates: list[tuple[str, str | None]] = []
+        for name in self._needs(snapshot.resource):
+            with self._lock:
+                incident_id = self._running.get(name)
+            incident_id = incident_id or ledger.open_incident_on(name)
+            if incident_id is not None:
+                return name, incident_id
+            if name in unhealthy:
+                candidates.append((name, None))
+        return candidates[0] if candidates else None
+
+    def _suppressed(self, snapshot: Snapshot, key: str, unhealthy: dict[str, Snapshot]) -> bool:
+        """Whether this fault is not acted on now; each reason is reported once (see the module doc)."""
+        assert snapshot.symptom is not None
+        ledger = self._context.ledger
+        if (stop := Controls(ledger).stop_for(snapshot.resource)) is not None:
+            self._say_once(snapshot, f"stop:{stop.scope}:{stop.at}", f"not acted on: {stop.describe()}")
+            return True
+        if (holder := ledger.held_by(snapshot.resource)) is not None:
+            self._say_once(
+                snapshot,
+                f"held:{holder}",
+                f"but held by data-safety failure {holder}: no action until `opsgraph incidents release {holder}`",
+                incident_id=holder,
+            )
+            return True
+        if (root := self._root_of(snapshot, unhealthy)) is not None:
+            name, incident_id = root
+            if incident_id is None:
+                self._say_once(snapshot, f"waits:{name}", f"not acted on: it depends on {name}, which is failing")
+            else:
+                Controls(ledger).group(incident_id, snapshot.resource, snapshot.symptom)
+                self._say_once(snapshot, f"grouped:{incident_id}", f"grouped under {incident_id} ({name})",
+                               incident_id=incident_id)  # fmt: skip
+            return True
+        closed_at = ledger.last_closed_at(key)
+        if closed_at is not None and (left := self._settings.cooldown_s - (time.time() - closed_at)) > 0:
+            self._say_once(
+                snapshot,
+                f"cooldown:{closed_at}",
+                f"back {self._settings.cooldown_s - left:.0f} s after its last incident closed: "
+                f"no new incident for {left:.0f} s more (cooldown {self._settings.cooldown_s:g} s)",
+            )
+            return True
+        if (spent := global_refusal(self._context)) is not None:
+            self._say_once(snapshot, "budget", f"not acted on: {spent.why}")
+            return True
+        return False
+
+    def _consider(
+        self, graph: IncidentGraph, pool: ThreadPoolExecutor, snapshot: Snapshot, unhealthy: dict[str, Snapshot]
+    ) -> None:
         assert snapshot.symptom is not None
         key = fingerprint(snapshot.resource, snapshot.symptom)
         with self._lock:
             if key in self._in_flight:
                 return
-        ledger = self._context.ledger
-        if ledger.open_incident_for(key) is not None:
+        if self._context.ledger.open_incident_for(key) is not None:
+            return  # an incident is on it already: nothing suppressed
+        if self._suppressed(snapshot, key, unhealthy):
             return
-        if (holder := ledger.held_by(snapshot.resource)) is not None:
-            if holder not in self._held_said:
-                self._held_said.add(holder)
-                self._say(
-                    f"{snapshot.resource}: {snapshot.health}, but held by data-safety failure {holder}: "
-                    f"no action until `opsgraph incidents release {holder}`",
-                    "warning",
-                    resource=snapshot.resource,
-                    incident_id=holder,
-                )
-            return
-        closed_at = ledger.last_closed_at(key)
-        if closed_at is not None and time.time() - closed_at < self._settings.cooldown_s:
-            return
+        self._said.pop(snapshot.resource, None)
         incident_id = new_incident_id(snapshot.resource)
         self._say(
             f"{snapshot.resource}: {snapshot.health} ({'; '.join(snapshot.reasons)}) -> {incident_id}",
@@ -131,11 +206,17 @@ class Watcher:
         )
         with self._lock:
             self._in_flight.add(key)
+            self._running[snapshot.resource] = incident_id
 
         def run() -> RunResult:
-            return start_incident(
-                graph, self._context, snapshot.resource, incident_id, snapshot.taken_at, self._progress(incident_id)
-            )
+            try:
+                return start_incident(
+                    graph, self._context, snapshot.resource, incident_id, snapshot.taken_at,
+                    self._progress(incident_id),
+                )  # fmt: skip
+            finally:
+                with self._lock:
+                    self._running.pop(snapshot.resource, None)
 
         pool.submit(self._guarded, key, run)
 

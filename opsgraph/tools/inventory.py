@@ -278,6 +278,17 @@ class Resource(_Strict):
     http: HttpSettings = HttpSettings()
     docker: DockerSettings = DockerSettings()
     external: ExternalSettings = ExternalSettings()
+    # How far OpsGraph may act on its own here; only ever tightens the global approval setting
+    # (read-only: nothing mutating runs, review: every mutating step asks, autonomous: as global).
+    mode: Literal["read-only", "review", "autonomous"] | None = None
+    # Resources this one needs: while one of them is failing or has an open incident, this one
+    # opens no incident of its own (it is grouped under the root's). The `local` links count too.
+    depends_on: list[str] = []
+
+    def dependencies(self) -> list[str]:
+        """The resources this one needs directly: `depends_on` plus the local app/upstream links."""
+        links = [self.local.app_database, self.local.app_cache, self.local.upstream]
+        return [*self.depends_on, *(name for name in links if name is not None and name not in self.depends_on)]
 
     @model_validator(mode="after")
     def _external_only_when_external(self) -> Resource:
@@ -372,6 +383,9 @@ class Inventory(_Strict):
                         f"resource {resource.name!r}: local.{field_name} must name a {kind} resource "
                         f"of this inventory, got {target!r}"
                     )
+            for name in resource.depends_on:
+                if name not in kinds or name == resource.name:
+                    raise ValueError(f"resource {resource.name!r}: depends_on names {name!r}, not another resource")
         return self
 
     @model_validator(mode="after")

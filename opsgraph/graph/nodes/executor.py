@@ -18,6 +18,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from opsgraph.agents.records import Incident, Plan
+from opsgraph.graph.caps import action_budget_refusal
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.exactly_once import NOT_DONE, run_once
 from opsgraph.graph.ledger import action_key
@@ -60,6 +61,9 @@ def _gate(ctx: Context, incident: Incident, plan: Plan, plan_no: int, step: Revi
         if probe(ctx.inventory.get(resource)).health is Health.HEALTHY:
             why = f"resource {resource} is healthy now; the approved step is no longer needed"
             return _blocked(step, "skipped", why)
+    step_key = action_key(incident.incident_id, plan_no, step.index)
+    if (refusal := action_budget_refusal(ctx, incident, step, step_key)) is not None:  # pause, caps, crash loop
+        return _blocked(step, refusal.status, refusal.why)
     return None
 
 

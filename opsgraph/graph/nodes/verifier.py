@@ -8,19 +8,27 @@ Before any of that: if a step of the plan changed the data in a way it was not
 declared to (a restart that brought back an empty server, another cluster, another
 config), the incident fails at once as a data-safety failure. A healthy probe of the
 wrong data is not a recovery, and a retry would only build on it.
+
+A restart that does not stick is a crash loop: when a restart of this incident succeeded
+and the resource fails verification anyway (it came back and fell again), the incident
+escalates at once — no retry — and holds the resource until a human resumes it
+(`opsgraph resume --resource NAME`). A step the executor refused for a pause, a spent cap
+or a crash loop (see `opsgraph.graph.caps`) ends the incident the same way, without probing.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, get_args
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from opsgraph.agents.records import Incident
+from opsgraph.graph.caps import HOLDING, RefusalStatus, crash_loop_after
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.failpoints import DURING_VERIFICATION, failpoint
+from opsgraph.graph.control import Controls
 from opsgraph.graph.schemas import ActionRecord, Verification
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.inventory import Resource
@@ -30,9 +38,13 @@ from opsgraph.tools.snapshot import Health, Snapshot
 
 
 def watch_recovery(
-    resource: Resource, symptom: str, deadline_s: float, settle_s: float, interval_s: float
+    resource: Resource, symptom: str, deadline_s: float, settle_s: float, interval_s: float, relapse_ends: bool = False
 ) -> Verification:
-    """Probe until the incident's symptom has stayed gone for `settle_s` (see `recovered_from`)."""
+    """Probe until the incident's symptom has stayed gone for `settle_s` (see `recovered_from`).
+
+    With `relapse_ends`, a resource that recovers and falls again ends the watch at once
+    (after a restart that is the crash loop itself: waiting out the deadline shows nothing more).
+    """
     deadline = time.monotonic() + deadline_s
     healthy_since: float | None = None
     checks = 0
@@ -49,6 +61,14 @@ def watch_recovery(
                     checks=checks,
                     detail=f"healthy for {settle_s:.1f} s over {checks} probes{_standing(snapshot)}",
                 )
+        elif healthy_since is not None and relapse_ends:
+            return Verification(
+                healthy=False,
+                snapshot=snapshot,
+                checks=checks,
+                detail=f"recovered, then unhealthy again {snapshot.taken_at - healthy_since:.1f} s later: "
+                f"{'; '.join(snapshot.reasons)}",
+            )
         else:
             healthy_since = None
         if time.monotonic() >= deadline:
@@ -90,15 +110,24 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     if lost := _data_lost(state):
         detail = f"DATA SAFETY FAILURE on {incident.resource}: {'; '.join(lost)}; a human must look now"
         return Command(goto="report", update=conclude("data_safety_failure", detail, "verifier", time.time()))
+    if (refused := _refused_by_caps(state)) is not None:
+        return _stopped(ctx, incident, refused)
     resource = ctx.inventory.get(incident.resource)
     failpoint(DURING_VERIFICATION)
-    result = watch_recovery(resource, incident.symptom, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s)
+    restarted = crash_loop_after(state.get("actions", []))
+    result = watch_recovery(
+        resource, incident.symptom, ctx.verify_deadline_s, ctx.settle_s, ctx.probe_interval_s, restarted is not None
+    )
     update = {
         "verification": result.model_dump(mode="json"),
-        "timeline": [event("verifier", result.detail, time.time())],
+        "timeline": [event("verifier", result.detail, time.time()), *_grouped(ctx, incident)],
     }
     if result.healthy:
         return Command(goto="report", update={**update, "outcome": "resolved", "outcome_detail": result.detail})
+    if restarted is not None:
+        detail = f"crash loop: {restarted} did not stick ({result.detail}); escalated, not retried"
+        Controls(ctx.ledger).hold(incident.resource, incident.incident_id, detail)
+        return Command(goto="report", update={**update, "outcome": "escalated", "outcome_detail": detail})
     attempt = state.get("attempt", 0) + 1
     update["failed_plans"] = [[step["digest"] for step in state.get("reviewed", [])]]
     if attempt <= ctx.max_retries:
@@ -113,3 +142,30 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             "outcome_detail": f"still unhealthy after {attempt} attempts: {result.detail}",
         },
     )
+
+
+def _refused_by_caps(state: IncidentState) -> ActionRecord | None:
+    """The step the executor refused for a pause, a cap or a crash loop (it ends the plan), if any."""
+    for action in state.get("actions", []):
+        if action.get("status") in get_args(RefusalStatus):
+            return ActionRecord.model_validate(action)
+    return None
+
+
+def _stopped(ctx: Context, incident: Incident, refused: ActionRecord) -> Command[Literal["diagnostician", "report"]]:
+    """End the incident on a caps refusal: paused, or escalated (holding the resource when the rule says so)."""
+    why = refused.error or refused.status
+    if refused.status in HOLDING:
+        Controls(ctx.ledger).hold(incident.resource, incident.incident_id, why)
+    outcome = "paused" if refused.status == "paused" else "escalated"
+    update = conclude(outcome, f"{refused.tool} not started: {why}", "verifier", time.time())
+    update["timeline"] = [*update["timeline"], *_grouped(ctx, incident)]
+    return Command(goto="report", update=update)
+
+
+def _grouped(ctx: Context, incident: Incident) -> list[dict[str, object]]:
+    """A timeline entry naming the dependents grouped under this incident by `watch`, if any."""
+    dependents = Controls(ctx.ledger).grouped_under(incident.incident_id)
+    if not dependents:
+        return []
+    return [event("verifier", f"grouped dependents: {', '.join(dependents)}", time.time())]

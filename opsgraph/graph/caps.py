@@ -1,0 +1,123 @@
+"""Caps on what OpsGraph does by itself, and the crash-loop rule, checked before every mutating step.
+
+Counted from the ledger's intent rows (every caller writes one before a tool runs: the
+graph's executor, the MCP server), so several workers share one budget and a restart of
+OpsGraph forgets nothing:
+
+- per resource, at most `resource_action_cap` disruptive or destructive actions within
+  `resource_action_window_s` (default 3 per 15 min);
+- all resources together, at most `global_action_cap` mutating actions per hour;
+- a crash loop: the same disruptive step (same tool, same arguments) already ran on this
+  resource within the window and the resource is failing again. Repeating a restart that
+  did not stick only hides the fault, so it is escalated instead.
+
+A spent resource cap or a crash loop escalates and holds the resource (see `control`) until a
+human resumes it; counting restarts from that resume, so the human's decision is a fresh
+start. The global budget holds nothing: it refills as the hour rolls on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from opsgraph.agents.records import Incident
+from opsgraph.graph.context import Context
+from opsgraph.graph.control import Controls
+from opsgraph.graph.schemas import ReviewedStep
+from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.risk import Risk
+
+GLOBAL_WINDOW_S = 3600.0
+# Action statuses of steps refused here; the verifier escalates on them without probing.
+RefusalStatus = Literal["paused", "crash_loop", "capped", "over_budget"]
+HOLDING = ("crash_loop", "capped")  # these hold the resource until a human resumes it
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: RefusalStatus
+    why: str
+
+
+def _risk(tool: str) -> Risk | None:
+    spec = CATALOGUE.get(tool)
+    return spec.risk if spec is not None else None
+
+
+def is_disruptive(tool: str) -> bool:
+    return _risk(tool) in (Risk.DISRUPTIVE, Risk.DESTRUCTIVE)
+
+
+def is_mutating(tool: str) -> bool:
+    risk = _risk(tool)
+    return risk is not None and risk is not Risk.READ
+
+
+def _at(row: dict[str, Any]) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(row["at"]))
+
+
+def global_refusal(ctx: Context, now: float | None = None) -> Refusal | None:
+    """Why no mutating action may start anywhere now (the hourly budget is spent), or None."""
+    now = time.time() if now is None else now
+    since = max(now - GLOBAL_WINDOW_S, Controls(ctx.ledger).resumed_at("*"))
+    spent = [row for row in ctx.ledger.intents_since(since) if is_mutating(row["tool"])]
+    if len(spent) < ctx.global_action_cap:
+        return None
+    return Refusal(
+        "over_budget",
+        f"global action budget spent: {len(spent)} mutating actions in the last hour "
+        f"(OPSGRAPH_GLOBAL_ACTION_CAP={ctx.global_action_cap}); a human must look",
+    )
+
+
+def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, key: str) -> Refusal | None:
+    """Why this step must not start now — paused, a crash loop, a spent cap — or None. Read steps always pass.
+
+    `key` is the step's idempotency key: its own earlier intent (a resume after a crash) is no repeat.
+    """
+    tool, args = step.step.tool, step.step.args
+    if not is_mutating(tool):
+        return None
+    resource = str(args.get("resource", incident.resource))
+    controls = Controls(ctx.ledger)
+    if (stop := controls.stop_for(resource)) is not None:
+        return Refusal("paused", stop.describe())
+    now = time.time()
+    if is_disruptive(tool):
+        since = max(now - ctx.resource_action_window_s, controls.resumed_at(resource))
+        done = [
+            row
+            for row in ctx.ledger.intents_since(since)
+            if row["resource"] == resource and is_disruptive(row["tool"]) and row["idempotency_key"] != key
+        ]
+        same = [row for row in done if row["tool"] == tool and json.loads(row["args"]) == args]
+        if same:
+            return Refusal(
+                "crash_loop",
+                f"crash loop: {tool} already ran on {resource} at {_at(same[-1])} ({same[-1]['incident_id']}) "
+                f"and {resource} is failing again; a fix that does not stick is escalated, not repeated",
+            )
+        if len(done) >= ctx.resource_action_cap:
+            window_min = ctx.resource_action_window_s / 60
+            return Refusal(
+                "capped",
+                f"action cap: {len(done)} disruptive actions on {resource} within {window_min:g} min "
+                f"(OPSGRAPH_RESOURCE_ACTION_CAP={ctx.resource_action_cap}); a human must look",
+            )
+    return global_refusal(ctx, now)
+
+
+def crash_loop_after(actions: list[dict[str, Any]]) -> str | None:
+    """The restart of this incident that did not stick, if one ran: the verifier's half of the rule.
+
+    A restart whose tool call succeeded brought the server back; if the resource fails
+    verification after that, it came back and fell again.
+    """
+    for action in actions:
+        if action.get("status") == "ok" and str(action.get("tool", "")).endswith("_restart"):
+            return str(action["tool"])
+    return None
