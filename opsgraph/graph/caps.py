@@ -112,12 +112,13 @@ def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, 
 
 
 def crash_loop_after(actions: list[dict[str, Any]]) -> str | None:
-    """The restart of this incident that did not stick, if one ran: the verifier's half of the rule.
+    """The restart this incident ran, if any: the verifier's half of the crash-loop rule.
 
-    A restart whose tool call succeeded brought the server back; if the resource fails
-    verification after that, it came back and fell again.
+    A restart that ran (whether its call reported the server back or not) and after which the
+    resource still fails verification did not stick; another identical restart would not either.
+    Restarts are the `*_restart` tools of the catalogue.
     """
     for action in actions:
-        if action.get("status") == "ok" and str(action.get("tool", "")).endswith("_restart"):
+        if action.get("status") in ("ok", "error") and str(action.get("tool", "")).endswith("_restart"):
             return str(action["tool"])
     return None

@@ -134,11 +134,14 @@ class Watcher:
     def _root_of(self, snapshot: Snapshot, unhealthy: dict[str, Snapshot]) -> tuple[str, str | None] | None:
         """The dependency this fault is grouped under — (resource, its incident or None) — if any."""
         ledger = self._context.ledger
+        controls = Controls(ledger)
         candidates: list[tuple[str, str | None]] = []
         for name in self._needs(snapshot.resource):
             with self._lock:
                 incident_id = self._running.get(name)
             incident_id = incident_id or ledger.open_incident_on(name)
+            if incident_id is None and (stop := controls.stop_for(name)) is not None:
+                incident_id = stop.incident_id  # the escalation that holds the root
             if incident_id is not None:
                 return name, incident_id
             if name in unhealthy:

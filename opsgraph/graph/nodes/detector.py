@@ -3,7 +3,8 @@
 Deterministic (thresholds, no model). The fingerprint is resource + symptom, so a
 second run against the same still-open fault joins nothing new: it ends as a duplicate.
 A resource whose data a step changed unexpectedly is held: nothing more is done to it
-until a human releases the data-safety failure.
+until a human releases the data-safety failure — or, for a resource OpsGraph held after a
+crash loop or a spent action cap, until a human resumes it (`opsgraph resume --resource`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from langgraph.types import Command
 
 from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.control import Controls
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.probes import probe
 from opsgraph.tools.snapshot import Health
@@ -58,6 +60,10 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             f"unexpectedly: OpsGraph takes no action on it until a human runs `opsgraph incidents release {holder}`"
         )
         return Command(goto="__end__", update=conclude("held", detail, "detector", now))
+    stop = Controls(ctx.ledger).stop_for(resource.name)
+    if stop is not None and stop.state == "held":  # a pause lets diagnosis go on; the executor refuses its steps
+        detail = f"{resource.name} is {snapshot.health} ({snapshot.symptom}) after escalation {stop.incident_id}: "
+        return Command(goto="__end__", update=conclude("held", detail + stop.describe(), "detector", now))
     incident_id = state.get("incident_id") or _thread_id() or new_incident_id(resource.name)
     incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
     duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)

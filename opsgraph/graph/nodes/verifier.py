@@ -125,7 +125,8 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     if result.healthy:
         return Command(goto="report", update={**update, "outcome": "resolved", "outcome_detail": result.detail})
     if restarted is not None:
-        detail = f"crash loop: {restarted} did not stick ({result.detail}); escalated, not retried"
+        failing = f"{incident.resource} is failing again ({result.detail})"
+        detail = f"crash loop: {restarted} ran and {failing}; escalated, not retried"
         Controls(ctx.ledger).hold(incident.resource, incident.incident_id, detail)
         return Command(goto="report", update={**update, "outcome": "escalated", "outcome_detail": detail})
     attempt = state.get("attempt", 0) + 1
