@@ -26,7 +26,9 @@ from typing import Any, Literal
 from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context
 from opsgraph.graph.control import Controls
+from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.schemas import ReviewedStep
+from opsgraph.settings import Settings
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.risk import Risk
 
@@ -60,38 +62,63 @@ def _at(row: dict[str, Any]) -> str:
     return time.strftime("%H:%M:%S", time.localtime(row["at"]))
 
 
-def global_refusal(ctx: Context, now: float | None = None) -> Refusal | None:
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The caps in force (from the Context of a graph run, or the settings for a path without one: MCP)."""
+
+    resource_actions: int
+    resource_window_s: float
+    global_actions: int
+
+    @classmethod
+    def of(cls, ctx: Context) -> Limits:
+        return cls(
+            resource_actions=ctx.resource_action_cap,
+            resource_window_s=ctx.resource_action_window_s,
+            global_actions=ctx.global_action_cap,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            resource_actions=settings.resource_action_cap,
+            resource_window_s=settings.resource_action_window_s,
+            global_actions=settings.global_action_cap,
+        )
+
+
+def global_refusal(ledger: Ledger, limits: Limits, now: float | None = None) -> Refusal | None:
     """Why no mutating action may start anywhere now (the hourly budget is spent), or None."""
     now = time.time() if now is None else now
-    since = max(now - GLOBAL_WINDOW_S, Controls(ctx.ledger).resumed_at("*"))
-    spent = [row for row in ctx.ledger.intents_since(since) if is_mutating(row["tool"])]
-    if len(spent) < ctx.global_action_cap:
+    since = max(now - GLOBAL_WINDOW_S, Controls(ledger).resumed_at("*"))
+    spent = [row for row in ledger.intents_since(since) if is_mutating(row["tool"])]
+    if len(spent) < limits.global_actions:
         return None
     return Refusal(
         "over_budget",
         f"global action budget spent: {len(spent)} mutating actions in the last hour "
-        f"(OPSGRAPH_GLOBAL_ACTION_CAP={ctx.global_action_cap}); a human must look",
+        f"(OPSGRAPH_GLOBAL_ACTION_CAP={limits.global_actions}); a human must look",
     )
 
 
-def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, key: str) -> Refusal | None:
-    """Why this step must not start now — paused, a crash loop, a spent cap — or None. Read steps always pass.
+def refusal_for(ledger: Ledger, limits: Limits, tool: str, args: dict[str, Any], key: str) -> Refusal | None:
+    """Why this tool call must not start now — paused, a crash loop, a spent cap — or None. Read tools pass.
 
-    `key` is the step's idempotency key: its own earlier intent (a resume after a crash) is no repeat.
+    Every entry point that runs a mutating tool calls it just before its intent row; `key` is
+    that row's idempotency key (its own earlier intent — a resume after a crash — is no repeat).
     """
-    tool, args = step.step.tool, step.step.args
     if not is_mutating(tool):
         return None
-    resource = str(args.get("resource", incident.resource))
-    controls = Controls(ctx.ledger)
+    resource = str(args.get("resource"))
+    controls = Controls(ledger)
     if (stop := controls.stop_for(resource)) is not None:
         return Refusal("paused", stop.describe())
     now = time.time()
     if is_disruptive(tool):
-        since = max(now - ctx.resource_action_window_s, controls.resumed_at(resource))
+        since = max(now - limits.resource_window_s, controls.resumed_at(resource))
         done = [
             row
-            for row in ctx.ledger.intents_since(since)
+            for row in ledger.intents_since(since)
             if row["resource"] == resource and is_disruptive(row["tool"]) and row["idempotency_key"] != key
         ]
         same = [row for row in done if row["tool"] == tool and json.loads(row["args"]) == args]
@@ -101,14 +128,20 @@ def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, 
                 f"crash loop: {tool} already ran on {resource} at {_at(same[-1])} ({same[-1]['incident_id']}) "
                 f"and {resource} is failing again; a fix that does not stick is escalated, not repeated",
             )
-        if len(done) >= ctx.resource_action_cap:
-            window_min = ctx.resource_action_window_s / 60
+        if len(done) >= limits.resource_actions:
             return Refusal(
                 "capped",
-                f"action cap: {len(done)} disruptive actions on {resource} within {window_min:g} min "
-                f"(OPSGRAPH_RESOURCE_ACTION_CAP={ctx.resource_action_cap}); a human must look",
+                f"action cap: {len(done)} disruptive actions on {resource} within "
+                f"{limits.resource_window_s / 60:g} min (OPSGRAPH_RESOURCE_ACTION_CAP={limits.resource_actions}); "
+                "a human must look",
             )
-    return global_refusal(ctx, now)
+    return global_refusal(ledger, limits, now)
+
+
+def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, key: str) -> Refusal | None:
+    """The executor's check of one plan step (see `refusal_for`); the step's resource defaults to the incident's."""
+    args = {"resource": incident.resource, **step.step.args}
+    return refusal_for(ctx.ledger, Limits.of(ctx), step.step.tool, args, key)
 
 
 def crash_loop_after(actions: list[dict[str, Any]]) -> str | None:

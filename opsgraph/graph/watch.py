@@ -30,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsgraph.graph.caps import global_refusal
+from opsgraph.graph.caps import Limits, global_refusal
 from opsgraph.graph.context import Context
 from opsgraph.graph.control import Controls
 from opsgraph.graph.fixing import summary
@@ -181,7 +181,7 @@ class Watcher:
                 f"no new incident for {left:.0f} s more (cooldown {self._settings.cooldown_s:g} s)",
             )
             return True
-        if (spent := global_refusal(self._context)) is not None:
+        if (spent := global_refusal(self._context.ledger, Limits.of(self._context))) is not None:
             self._say_once(snapshot, "budget", f"not acted on: {spent.why}")
             return True
         return False
