@@ -147,11 +147,12 @@ def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, 
 def crash_loop_after(actions: list[dict[str, Any]]) -> str | None:
     """The restart this incident ran, if any: the verifier's half of the crash-loop rule.
 
-    A restart that ran (whether its call reported the server back or not) and after which the
-    resource still fails verification did not stick; another identical restart would not either.
-    Restarts are the `*_restart` tools of the catalogue.
+    A restart whose call succeeded brought the server back (the environments wait until it
+    answers); if the resource fails verification after that, it fell again, and another
+    identical restart would not stick either. A refused or failed restart is no crash loop:
+    the verifier's usual retry and escalation apply. Restarts are the `*_restart` tools.
     """
     for action in actions:
-        if action.get("status") in ("ok", "error") and str(action.get("tool", "")).endswith("_restart"):
+        if action.get("status") == "ok" and str(action.get("tool", "")).endswith("_restart"):
             return str(action["tool"])
     return None
