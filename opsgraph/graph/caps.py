@@ -26,7 +26,7 @@ from typing import Any, Literal
 from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context
 from opsgraph.graph.control import Controls
-from opsgraph.graph.ledger import Ledger
+from opsgraph.graph.ledger import Ledger, action_key
 from opsgraph.graph.schemas import ReviewedStep
 from opsgraph.settings import Settings
 from opsgraph.tools.catalogue import CATALOGUE
@@ -104,8 +104,9 @@ def global_refusal(ledger: Ledger, limits: Limits, now: float | None = None) -> 
 def refusal_for(ledger: Ledger, limits: Limits, tool: str, args: dict[str, Any], key: str) -> Refusal | None:
     """Why this tool call must not start now — paused, a crash loop, a spent cap — or None. Read tools pass.
 
-    Every entry point that runs a mutating tool calls it just before its intent row; `key` is
-    that row's idempotency key (its own earlier intent — a resume after a crash — is no repeat).
+    Every entry point that runs a mutating tool calls it just before it claims the step; `key`
+    is the step's idempotency key: its own earlier intents (that key, or a further attempt of it,
+    `key/attempt-N`, after a crash) are no repeat.
     """
     if not is_mutating(tool):
         return None
@@ -119,7 +120,7 @@ def refusal_for(ledger: Ledger, limits: Limits, tool: str, args: dict[str, Any],
         done = [
             row
             for row in ledger.intents_since(since)
-            if row["resource"] == resource and is_disruptive(row["tool"]) and row["idempotency_key"] != key
+            if row["resource"] == resource and is_disruptive(row["tool"]) and not _same_step(row, key)
         ]
         same = [row for row in done if row["tool"] == tool and json.loads(row["args"]) == args]
         if same:
@@ -138,9 +139,14 @@ def refusal_for(ledger: Ledger, limits: Limits, tool: str, args: dict[str, Any],
     return global_refusal(ledger, limits, now)
 
 
-def action_budget_refusal(ctx: Context, incident: Incident, step: ReviewedStep, key: str) -> Refusal | None:
+def _same_step(row: dict[str, Any], key: str) -> bool:
+    return bool(row["idempotency_key"] == key or row["idempotency_key"].startswith(f"{key}/"))
+
+
+def action_budget_refusal(ctx: Context, incident: Incident, plan_no: int, step: ReviewedStep) -> Refusal | None:
     """The executor's check of one plan step (see `refusal_for`); the step's resource defaults to the incident's."""
     args = {"resource": incident.resource, **step.step.args}
+    key = action_key(incident.incident_id, plan_no, step.index)
     return refusal_for(ctx.ledger, Limits.of(ctx), step.step.tool, args, key)
 
 

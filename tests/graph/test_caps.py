@@ -157,7 +157,11 @@ def test_the_same_disruptive_step_again_within_the_window_is_a_crash_loop(full_c
     stack = full_cache
     ledger = stack.context().ledger
     earlier = _scale(64)
-    ledger.record_intent("inc-earlier/plan-1/step-0", "inc-earlier", 1, 0, earlier["tool"], earlier["args"])
+    fixed = run_unattended(
+        stack.inventory_path, stack.state_dir, "cache", "inc-earlier", reasoner=ScriptedReasoner([earlier])
+    )
+    assert fixed.values["outcome"] == "resolved"
+    fill_redis_memory(stack.inventory.get("cache"))  # the same fault is back within the window
     result = run_unattended(
         stack.inventory_path, stack.state_dir, "cache", "inc-again", reasoner=ScriptedReasoner([earlier])
     )

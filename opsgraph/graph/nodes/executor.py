@@ -61,8 +61,7 @@ def _gate(ctx: Context, incident: Incident, plan: Plan, plan_no: int, step: Revi
         if probe(ctx.inventory.get(resource)).health is Health.HEALTHY:
             why = f"resource {resource} is healthy now; the approved step is no longer needed"
             return _blocked(step, "skipped", why)
-    step_key = action_key(incident.incident_id, plan_no, step.index)
-    if (refusal := action_budget_refusal(ctx, incident, step, step_key)) is not None:  # pause, caps, crash loop
+    if (refusal := action_budget_refusal(ctx, incident, plan_no, step)) is not None:  # pause, caps, crash loop
         return _blocked(step, refusal.status, refusal.why)
     return None
 

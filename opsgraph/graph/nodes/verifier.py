@@ -27,8 +27,8 @@ from langgraph.types import Command
 from opsgraph.agents.records import Incident
 from opsgraph.graph.caps import HOLDING, RefusalStatus, crash_loop_after
 from opsgraph.graph.context import Context, context_of
-from opsgraph.graph.failpoints import DURING_VERIFICATION, failpoint
 from opsgraph.graph.control import Controls
+from opsgraph.graph.failpoints import DURING_VERIFICATION, failpoint
 from opsgraph.graph.schemas import ActionRecord, Verification
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.tools.inventory import Resource
