@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from opsgraph.graph.ledger import Ledger
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS grouped (
     PRIMARY KEY (incident_id, resource, symptom)
 );
 """
+
+
+_READY: set[Path] = set()  # ledger files whose control tables this process has created
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,10 @@ class Controls:
 
     def __init__(self, ledger: Ledger) -> None:
         self.path = ledger.path
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        if self.path not in _READY:  # once per file and process: a watcher builds one per probe and step
+            with self._connect() as conn:
+                conn.executescript(_SCHEMA)
+            _READY.add(self.path)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
