@@ -150,15 +150,16 @@ def action_budget_refusal(ctx: Context, incident: Incident, plan_no: int, step: 
     return refusal_for(ctx.ledger, Limits.of(ctx), step.step.tool, args, key)
 
 
-def crash_loop_after(actions: list[dict[str, Any]]) -> str | None:
-    """The restart this incident ran, if any: the verifier's half of the crash-loop rule.
+def crash_loop_after(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The restart this incident tried, if any: the verifier's half of the crash-loop rule.
 
-    A restart whose call succeeded brought the server back (the environments wait until it
-    answers); if the resource fails verification after that, it fell again, and another
-    identical restart would not stick either. A refused or failed restart is no crash loop:
-    the verifier's usual retry and escalation apply. Restarts are the `*_restart` tools.
+    A resource still failing verification after a restart did not recover from it: it came
+    back and fell again (the call succeeded), or it died while starting or could not be
+    restarted at all (the call failed). Either way another identical restart would not
+    help, and retrying it every cooldown is the storm this rule exists to stop: escalate
+    once and hold. Restarts are the `*_restart` tools of the catalogue.
     """
     for action in actions:
-        if action.get("status") == "ok" and str(action.get("tool", "")).endswith("_restart"):
-            return str(action["tool"])
+        if action.get("status") in ("ok", "error") and str(action.get("tool", "")).endswith("_restart"):
+            return action
     return None

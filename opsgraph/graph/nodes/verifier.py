@@ -9,8 +9,8 @@ declared to (a restart that brought back an empty server, another cluster, anoth
 config), the incident fails at once as a data-safety failure. A healthy probe of the
 wrong data is not a recovery, and a retry would only build on it.
 
-A restart that does not stick is a crash loop: when a restart of this incident succeeded
-and the resource fails verification anyway (it came back and fell again), the incident
+A restart that does not stick is a crash loop: when this incident tried a restart and the
+resource fails verification anyway (it came back and fell again, or died while starting), the incident
 escalates at once — no retry — and holds the resource until a human resumes it
 (`opsgraph resume --resource NAME`). A step the executor refused for a pause, a spent cap
 or a crash loop (see `opsgraph.graph.caps`) ends the incident the same way, without probing.
@@ -125,8 +125,9 @@ def verifier(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     if result.healthy:
         return Command(goto="report", update={**update, "outcome": "resolved", "outcome_detail": result.detail})
     if restarted is not None:
-        failing = f"{incident.resource} is failing again ({result.detail})"
-        detail = f"crash loop: {restarted} ran and {failing}; escalated, not retried"
+        tool, error = restarted["tool"], restarted.get("error")
+        how = f"{tool} failed ({error})" if error else f"{tool} ran"
+        detail = f"crash loop: {how} and {incident.resource} is failing again ({result.detail}); not retried"
         Controls(ctx.ledger).hold(incident.resource, incident.incident_id, detail)
         return Command(goto="report", update={**update, "outcome": "escalated", "outcome_detail": detail})
     attempt = state.get("attempt", 0) + 1
