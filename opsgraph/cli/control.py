@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from opsgraph.cli.app import StateOption, app
-from opsgraph.cli.console import err, out
+from opsgraph.cli.console import fail, out
 from opsgraph.graph.control import EVERYTHING, Controls
 from opsgraph.graph.ledger import Ledger
 
@@ -39,7 +39,7 @@ def pause(
 ) -> None:
     """Stop every worker from starting mutating actions (diagnosis goes on) until `opsgraph resume`."""
     stop = _controls(state_dir).pause(by or getpass.getuser(), reason, resource or EVERYTHING)
-    out.print(escape(stop.describe()), highlight=False, soft_wrap=True)
+    out.print(Text(stop.describe()), highlight=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel="Incidents")
@@ -52,7 +52,7 @@ def resume(resource: ResourceScope = None, by: By = None, state_dir: StateOption
         what = f"{resource} is" if resource else "OpsGraph is"
         held = ", ".join(stop.scope for stop in controls.stops_in_force() if stop.scope != EVERYTHING)
         hint = f" (held or paused: {held}; pass --resource)" if held and not resource else ""
-        err.print(escape(f"error: {what} neither paused nor held{hint}"), highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        fail(f"{what} neither paused nor held{hint}")
     where = "everything" if lifted.scope == EVERYTHING else lifted.scope
-    out.print(escape(f"{where}: resumed by {who} (was {lifted.state} by {lifted.by}); OpsGraph may act again"))
+    text = f"{where}: resumed by {who} (was {lifted.state} by {lifted.by}); OpsGraph may act again"
+    out.print(Text(text), highlight=False, soft_wrap=True)
