@@ -37,7 +37,9 @@ from mcp.types import ContentBlock, ToolAnnotations
 from pydantic import AnyHttpUrl, SecretStr
 from starlette.requests import HTTPConnection
 
+from opsgraph.graph.caps import Limits, refusal_for
 from opsgraph.graph.ledger import Ledger
+from opsgraph.settings import load_settings
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome, run_tool
@@ -106,15 +108,22 @@ def _unknown_arguments(spec: ToolSpec[Any], arguments: dict[str, Any]) -> list[s
 def _audited(
     spec: ToolSpec[Any], ctx: ToolContext, caller: str, arguments: dict[str, Any], timeout_s: float
 ) -> ToolOutcome:
-    """Run a mutating call between an intent row and a result row (key: a fresh id per call)."""
+    """Run a mutating call between an intent row and a result row (key: a fresh id per call).
+
+    The same stops as a graph step first: while paused or held, beyond a cap, or repeating a
+    disruptive step that did not stick, the call is refused before any row or tool call.
+    """
     ledger = Ledger(ctx.state_dir / "ledger.sqlite")
+    key = f"{caller}:{uuid.uuid4().hex}"
+    if (refusal := refusal_for(ledger, Limits.from_settings(load_settings()), spec.name, arguments, key)) is not None:
+        return ToolOutcome(ok=False, error=f"refused ({refusal.status}): {refusal.why}", duration_s=0.0)
     outcomes: list[ToolOutcome] = []
 
     def call() -> ToolOutcome:
         outcomes.append(run_tool(spec.name, arguments, ctx, timeout_s))
         return outcomes[-1]
 
-    ledger.recorded_call(f"{caller}:{uuid.uuid4().hex}", caller, 0, 0, spec.name, arguments, call)
+    ledger.recorded_call(key, caller, 0, 0, spec.name, arguments, call)
     return outcomes[-1]
 
 

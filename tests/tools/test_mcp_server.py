@@ -17,6 +17,8 @@ from mcp.types import CallToolResult, Implementation, Tool
 from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.toolbox import load_tools
+from opsgraph.graph.control import Controls
+from opsgraph.graph.ledger import Ledger
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.connections import redis_client
 from opsgraph.tools.probes import probe
@@ -136,3 +138,18 @@ def test_mutating_calls_over_mcp_leave_intent_and_result_rows(stack: Stack) -> N
     assert json.loads(rows[0]["args"]) == {"resource": "cache", "maxmemory_mb": maxmemory_mb + 16}
     with redis_client(stack.inventory.get("cache")) as client:  # the module's server as the other tests expect it
         client.config_set("maxmemory", f"{maxmemory_mb}mb")
+
+
+def test_a_pause_stops_mutating_calls_over_mcp_too(stack: Stack) -> None:
+    controls = Controls(Ledger(stack.state_dir / "ledger.sqlite"))
+    controls.pause("erin", "maintenance window")
+    try:
+        _, [purge, info] = asyncio.run(
+            _over_stdio(
+                stack, "all", [("redis_memory_purge", {"resource": "cache"}), ("redis_info", {"resource": "cache"})]
+            )
+        )
+    finally:
+        controls.resume("erin")
+    assert purge.isError and "refused (paused)" in purge.content[0].text  # type: ignore[union-attr]
+    assert not info.isError  # reading goes on while paused
