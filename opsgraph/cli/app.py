@@ -93,7 +93,9 @@ StateOption = Annotated[
 ]
 ApprovalOption = Annotated[
     ApprovalMode,
-    typer.Option("--approval", help="Steps that wait for a human: risky, all or none (env OPSGRAPH_APPROVAL or .env)."),
+    typer.Option(
+        "--approval", help="Steps that wait for a human: risky, all, none or read-only (env OPSGRAPH_APPROVAL or .env)."
+    ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="JSON Lines on stdout (one object per line); progress stays on stderr.")

@@ -54,7 +54,10 @@ class ActionRecord(_Record):
     index: int
     tool: str
     args: dict[str, Any]
-    status: str = Field(description="ok, error, skipped, refused")
+    status: str = Field(
+        description="ok, error, skipped, refused, not_done (settled after a crash), paused, capped, crash_loop, "
+        "over_budget"
+    )
     output: Any = None
     error: str | None = None
     started_at: float

@@ -195,6 +195,7 @@ def test_the_root_incident_lists_the_dependents_grouped_under_it(full_cache: Sta
     )
     assert result.values["outcome"] == "resolved"
     assert any("grouped dependents: shop (http_failed)" in e["event"] for e in result.values["timeline"])
+    assert result.values["report"]["grouped_dependents"] == ["shop (http_failed)"]
 
 
 # ---- modes (policy only: no server needed)

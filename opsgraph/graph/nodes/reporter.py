@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from opsgraph.graph.context import Context, context_of
+from opsgraph.graph.control import Controls
 from opsgraph.graph.report import build_report
 from opsgraph.graph.state import IncidentState, event
 
@@ -19,5 +20,7 @@ def reporter(state: IncidentState, runtime: Runtime[Context]) -> dict[str, Any]:
     report = build_report(
         {**state, "timeline": [*state.get("timeline", []), closing]}, ctx.ledger.approvals(incident_id)
     )
+    # Dependents watch grouped under this incident instead of opening their own (their fault is this one).
+    report["grouped_dependents"] = Controls(ctx.ledger).grouped_under(incident_id)
     ctx.ledger.close_incident(incident_id, str(state.get("outcome")), report)
     return {"report": report, "timeline": [closing]}
