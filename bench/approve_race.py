@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.kill_matrix import Target, wait_for_pause
+from bench.kill_matrix import Target, running_target, wait_for_pause
 from bench.redis_memory_pressure import free_port
 from opsgraph.graph.ledger import OPEN_STATUSES
 
@@ -82,12 +82,8 @@ def one_pair(target: Target, kind: str) -> Pair:
 
 
 def run_pairs(folder: Path, port: int, kinds: tuple[str, ...], pairs: int) -> list[Pair]:
-    target = Target(folder, port)
-    target.local.up()
-    try:
+    with running_target(folder, port) as target:
         return [one_pair(target, kind) for kind in kinds for _ in range(pairs)]
-    finally:
-        target.local.down()
 
 
 def table(results: list[Pair]) -> str:

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,13 +186,20 @@ def one_case(target: Target, point: str) -> Case:
     )
 
 
-def run_matrix(folder: Path, port: int, points: tuple[str, ...], runs: int) -> list[Case]:
+@contextmanager
+def running_target(folder: Path, port: int) -> Iterator[Target]:
+    """The target's Redis up for the block, down after it whatever happened."""
     target = Target(folder, port)
     target.local.up()
     try:
-        return [one_case(target, point) for point in points for _ in range(runs)]
+        yield target
     finally:
         target.local.down()
+
+
+def run_matrix(folder: Path, port: int, points: tuple[str, ...], runs: int) -> list[Case]:
+    with running_target(folder, port) as target:
+        return [one_case(target, point) for point in points for _ in range(runs)]
 
 
 def table(cases: list[Case]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -77,6 +78,12 @@ class Stack:
     def context(self, **overrides: Any) -> Context:
         """This stack's Context at test speed; `overrides` may replace anything, the inventory included."""
         return fast_context(**{"inventory_path": self.inventory_path, "state_dir": self.state_dir, **overrides})
+
+    def opsgraph(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`opsgraph ARGS --inventory … --state-dir …` on this stack, as a subprocess."""
+        command = [sys.executable, "-m", "opsgraph", *args]
+        command += ["--inventory", str(self.inventory_path), "--state-dir", str(self.state_dir)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
 def fast_context(inventory_path: Path | str, state_dir: Path | str, **overrides: Any) -> Context:
@@ -204,3 +211,28 @@ def child_pids(pid: int) -> list[int]:
         if f"\nPPid:\t{pid}\n" in text and process_alive(int(status.parent.name)):
             found.append(int(status.parent.name))
     return found
+
+
+class Cli:
+    """The real `opsgraph` command as a subprocess, on a one-Redis inventory in `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.inventory = folder / "opsgraph.yaml"
+        self.state_dir = folder / "state"
+        self.inventory.write_text(yaml.safe_dump({"version": 1, "resources": [redis_resource()]}))
+        self._servers = LocalStack(self.state_dir, load_inventory(self.inventory))  # a test may spoil the file
+
+    def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `opsgraph ARGS` with this inventory and state folder (where the command takes them)."""
+        command = [sys.executable, "-m", "opsgraph", *args]
+        if args[0] not in ("incidents",):
+            command += ["--inventory", str(self.inventory)]
+        if args[0] not in ("scan", "traffic"):
+            command += ["--state-dir", str(self.state_dir)]
+        environment = {**os.environ, **env}
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, timeout=120, check=False, env=environment
+        )
+
+    def down(self) -> None:
+        self._servers.down()

@@ -18,31 +18,12 @@ from typing import Any
 import pytest
 import yaml
 from outside_redis import outside_redis
-from support import free_port, redis_resource, running_stack, shop_resources, stop, wait_for, watching
+from support import Cli, free_port, redis_resource, running_stack, shop_resources, stop, wait_for, watching
 
-from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import load_inventory
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Cli:
-    def __init__(self, folder: Path) -> None:
-        self.inventory = folder / "opsgraph.yaml"
-        self.state_dir = folder / "state"
-        self.inventory.write_text(yaml.safe_dump({"version": 1, "resources": [redis_resource()]}))
-
-    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "opsgraph", *args]
-        if args[0] not in ("incidents",):
-            command += ["--inventory", str(self.inventory)]
-        if args[0] not in ("scan", "traffic"):
-            command += ["--state-dir", str(self.state_dir)]
-        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120, check=False)
-
-    def json_lines(self, result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
-        return json_lines(result.stdout)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -53,17 +34,16 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
     runner = Cli(tmp_path)
-    inventory = load_inventory(runner.inventory)
     try:
         yield runner
     finally:
-        LocalStack(runner.state_dir, inventory).down()
+        runner.down()
 
 
 def test_demo_json_contract(cli: Cli) -> None:
     result = cli("demo", "redis-memory-pressure", "--approval", "none", "--json")
     assert result.returncode == 0, result.stderr
-    [record] = cli.json_lines(result)
+    [record] = json_lines(result.stdout)
     assert record["resource"] == "cache"
     assert record["resolved"] is True
     assert isinstance(record["mttd_s"], float) and isinstance(record["mttr_s"], float)
@@ -96,9 +76,9 @@ def test_fix_asks_in_the_terminal_and_records_the_approver(cli: Cli) -> None:
     shown = json.loads(cli("incidents", "show", incident_id).stdout)
     assert shown["approvals"][0]["decided_by"] == "frank"
     assert [row["phase"] for row in shown["actions"]] == ["intent", "result"]
-    [listed] = cli.json_lines(cli("incidents", "--json"))
+    [listed] = json_lines(cli("incidents", "--json").stdout)
     assert listed["incident_id"] == incident_id and listed["status"] == "resolved"
-    [record] = cli.json_lines(cli("incidents", "show", incident_id, "--json"))
+    [record] = json_lines(cli("incidents", "show", incident_id, "--json").stdout)
     assert record["approvals"] == shown["approvals"] and record["actions"] == shown["actions"]
 
 
@@ -107,11 +87,11 @@ def test_fix_without_an_answer_leaves_the_incident_paused(cli: Cli) -> None:
     cli("inject", "redis-memory-pressure")
     result = cli("fix", "--json", stdin="")
     assert result.returncode == 0, result.stderr
-    [record] = cli.json_lines(result)
+    [record] = json_lines(result.stdout)
     assert record["outcome"] == "awaiting_approval" and record["resolved"] is False
     assert "awaiting_approval" in cli("incidents").stdout
     # a second fix does not open a second incident for the same fault
-    [again] = cli.json_lines(cli("fix", "--json", "--approval", "none"))
+    [again] = json_lines(cli("fix", "--json", "--approval", "none").stdout)
     assert again["outcome"] == "duplicate"
 
 
@@ -132,21 +112,21 @@ def test_reporting_commands_print_json_lines_and_scan_exits_by_health(cli: Cli) 
     assert cli("up").returncode == 0
     scan = cli("scan", "--json")
     assert scan.returncode == 0, scan.stderr
-    [healthy] = cli.json_lines(scan)
+    [healthy] = json_lines(scan.stdout)
     assert (healthy["resource"], healthy["health"], healthy["run_by"]) == ("cache", "healthy", "OpsGraph (local)")
-    [server] = cli.json_lines(cli("status", "--json"))
+    [server] = json_lines(cli("status", "--json").stdout)
     assert (server["name"], server["state"], server["managed_by_opsgraph"]) == ("cache", "running", True)
 
     injected = cli("inject", "redis-memory-pressure", "--json")
     assert injected.returncode == 0, injected.stderr
-    [fault] = cli.json_lines(injected)
+    [fault] = json_lines(injected.stdout)
     assert (fault["scenario"], fault["resource"]) == ("redis-memory-pressure", "cache")
     scan = cli("scan", "--json")
     assert scan.returncode == 1
-    [failed] = cli.json_lines(scan)
+    [failed] = json_lines(scan.stdout)
     assert failed["health"] == "failed" and failed["symptom"] == "redis_memory_pressure", failed
 
-    [undone] = cli.json_lines(cli("reset", "redis-memory-pressure", "--json"))
+    [undone] = json_lines(cli("reset", "redis-memory-pressure", "--json").stdout)
     assert undone["resource"] == "cache" and undone["keys_deleted"] > 0
     assert cli("scan", "--json").returncode == 0
 

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from support import redis_resource
-
-from opsgraph.tools.environments.local import LocalStack
-from opsgraph.tools.inventory import load_inventory
+from support import Cli
 
 pytestmark = pytest.mark.timeout(180)
 
 
-class Cli:
-    def __init__(self, folder: Path) -> None:
-        self.inventory = folder / "opsgraph.yaml"
-        self.state_dir = folder / "state"
-        self.inventory.write_text(yaml.safe_dump({"version": 1, "resources": [redis_resource()]}))
-
-    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "opsgraph", *args, "--state-dir", str(self.state_dir)]
-        if args[0] != "incidents":
-            command += ["--inventory", str(self.inventory)]
-        environment = {k: v for k, v in os.environ.items() if k != "OPSGRAPH_ROLES"} | env
-        return subprocess.run(
-            command, input="", capture_output=True, text=True, timeout=120, check=False, env=environment
-        )
+class ApprovalCli(Cli):
+    """The CLI with a paused incident to answer."""
 
     def paused_incident(self) -> dict[str, Any]:
         """A memory-pressure incident left waiting for its approval (nobody answers the prompt)."""
@@ -54,15 +35,15 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    runner = Cli(tmp_path)
+def cli(tmp_path: Path) -> Iterator[ApprovalCli]:
+    runner = ApprovalCli(tmp_path)
     try:
         yield runner
     finally:
-        LocalStack(runner.state_dir, load_inventory(runner.inventory)).down()
+        runner.down()
 
 
-def test_approve_with_a_digest_runs_only_what_was_shown(cli: Cli) -> None:
+def test_approve_with_a_digest_runs_only_what_was_shown(cli: ApprovalCli) -> None:
     record = cli.paused_incident()
     incident_id = record["incident_id"]
     [digest] = [step["digest"] for step in record["pending_approval"]["steps"]]
@@ -84,7 +65,7 @@ def test_approve_with_a_digest_runs_only_what_was_shown(cli: Cli) -> None:
     assert [(a["decided_by"], a["digest"]) for a in shown["approvals"]] == [("gina", digest)]
 
 
-def test_roles_refuse_a_viewer_in_one_line_and_keep_the_incident_pending(cli: Cli) -> None:
+def test_roles_refuse_a_viewer_in_one_line_and_keep_the_incident_pending(cli: ApprovalCli) -> None:
     roles = {"OPSGRAPH_ROLES": "alice=admin,carol=viewer"}
     incident_id = cli.paused_incident()["incident_id"]
 

@@ -245,11 +245,7 @@ def test_a_fault_back_within_the_cooldown_is_logged_once_with_why(tmp_path: Path
         log = tmp_path / "watch.log"
         fill_redis_memory(stack.inventory.get("cache"))
         [first] = wait_for(lambda: ledger.ids_with_status("awaiting_approval"), "an incident awaiting approval")
-        rejected = subprocess.run(
-            [sys.executable, "-m", "opsgraph", "reject", first, "--by", "hank",
-             "--inventory", str(stack.inventory_path), "--state-dir", str(stack.state_dir)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        rejected = stack.opsgraph("reject", first, "--by", "hank")
         assert rejected.returncode == 0, rejected.stderr
         wait_for(lambda: "after its last incident closed" in log.read_text(), "the cooldown to be reported")
         time.sleep(1.0)  # several probe intervals: the fault stands, the line is not repeated

@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from support import Stack, redis_resource, running_stack
 
 from opsgraph.agents.records import Incident, Plan, PlanStep
+from opsgraph.graph.context import Context
 from opsgraph.graph.nodes.executor import executor
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.policy import ApprovalMode, review_plan
@@ -119,16 +120,21 @@ def _dead_owner() -> Owner:
     return Owner(Owner.here().host, int(child.stdout), "gone", "dead-token")
 
 
+def _restart_claimed_by_a_killed_worker(stack: Stack, context: Context) -> IncidentState:
+    """Executor input whose restart step a worker claimed (noting the server's identity), then died."""
+    step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
+    identity = server_identity(stack.inventory.get("cache"), context.tools)
+    context.ledger.claim(
+        "inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args, _dead_owner(), identity
+    )
+    return _restart_planned(stack, "inc-half", step)
+
+
 def test_step_in_doubt_that_took_effect_is_settled_as_done_and_not_repeated(tmp_path: Path) -> None:
     """Killed after the restart ran but before its result: the new server instance says it happened."""
     with running_stack(tmp_path, [redis_resource()]) as stack:
         context = stack.context(approval=ApprovalMode.NONE.value)
-        step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
-        state = _restart_planned(stack, "inc-half", step)
-        identity = server_identity(stack.inventory.get("cache"), context.tools)
-        context.ledger.claim(
-            "inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args, _dead_owner(), identity
-        )
+        state = _restart_claimed_by_a_killed_worker(stack, context)
         stack.local.restart("cache")  # what the killed worker's call did
         pid_before = stack.local.status()[0].pid
         result = executor(state, Runtime(context=context))
@@ -142,12 +148,7 @@ def test_step_in_doubt_that_did_not_take_effect_runs_once_more(tmp_path: Path) -
     """Killed after the intent row but before the tool ran: the same instance still runs, so it restarts now."""
     with running_stack(tmp_path, [redis_resource()]) as stack:
         context = stack.context(approval=ApprovalMode.NONE.value)
-        step = PlanStep(tool="redis_restart", args={"resource": "cache"}, rationale="t", expected_effect="t")
-        state = _restart_planned(stack, "inc-half", step)
-        identity = server_identity(stack.inventory.get("cache"), context.tools)
-        context.ledger.claim(
-            "inc-half/plan-1/step-0", "inc-half", 1, 0, "redis_restart", step.args, _dead_owner(), identity
-        )
+        state = _restart_claimed_by_a_killed_worker(stack, context)
         pid_before = stack.local.status()[0].pid
         result = executor(state, Runtime(context=context))
         assert result["actions"][0]["status"] == "ok"

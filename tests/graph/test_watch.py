@@ -98,11 +98,7 @@ def test_a_closed_fault_that_persists_reopens_only_after_the_cooldown(tmp_path: 
         ledger = stack.context().ledger
         fill_redis_memory(stack.inventory.get("cache"))
         [first] = wait_for(lambda: ledger.ids_with_status("awaiting_approval"), "an incident awaiting approval")
-        rejected = subprocess.run(
-            [sys.executable, "-m", "opsgraph", "reject", first, "--by", "hank",
-             "--inventory", str(stack.inventory_path), "--state-dir", str(stack.state_dir)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        rejected = stack.opsgraph("reject", first, "--by", "hank")
         assert rejected.returncode == 0, rejected.stderr
         time.sleep(1.5)  # the fault is still there, but its fingerprint is cooling down
         assert [row["incident_id"] for row in ledger.incidents()] == [first]
