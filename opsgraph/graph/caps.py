@@ -7,9 +7,11 @@ OpsGraph forgets nothing:
 - per resource, at most `resource_action_cap` disruptive or destructive actions within
   `resource_action_window_s` (default 3 per 15 min);
 - all resources together, at most `global_action_cap` mutating actions per hour;
-- a crash loop: the same disruptive step (same tool, same arguments) already ran on this
-  resource within the window and the resource is failing again. Repeating a restart that
-  did not stick only hides the fault, so it is escalated instead.
+- a crash loop: the same restart (a non-idempotent tool, same arguments) already ran on
+  this resource within the window and the resource is failing again. Repeating a restart
+  that did not stick only hides the fault, so it is escalated instead. Other disruptive
+  steps may repeat within the cap: ending a new batch of blocking sessions or idle clients
+  is a new act, not the same one.
 
 A spent resource cap or a crash loop escalates and holds the resource (see `control`) until a
 human resumes it; counting restarts from that resume, so the human's decision is a fresh
@@ -51,6 +53,12 @@ def _risk(tool: str) -> Risk | None:
 
 def is_disruptive(tool: str) -> bool:
     return _risk(tool) in (Risk.DISRUPTIVE, Risk.DESTRUCTIVE)
+
+
+def is_restart(tool: str) -> bool:
+    """The catalogue's non-idempotent tools are its restarts (each declares how to see one happened)."""
+    spec = CATALOGUE.get(tool)
+    return spec is not None and not spec.idempotent
 
 
 def is_mutating(tool: str) -> bool:
@@ -122,7 +130,7 @@ def refusal_for(ledger: Ledger, limits: Limits, tool: str, args: dict[str, Any],
             for row in ledger.intents_since(since)
             if row["resource"] == resource and is_disruptive(row["tool"]) and not _same_step(row, key)
         ]
-        same = [row for row in done if row["tool"] == tool and json.loads(row["args"]) == args]
+        same = [row for row in done if is_restart(tool) and row["tool"] == tool and json.loads(row["args"]) == args]
         if same:
             return Refusal(
                 "crash_loop",
@@ -157,9 +165,9 @@ def crash_loop_after(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
     back and fell again (the call succeeded), or it died while starting or could not be
     restarted at all (the call failed). Either way another identical restart would not
     help, and retrying it every cooldown is the storm this rule exists to stop: escalate
-    once and hold. Restarts are the `*_restart` tools of the catalogue.
+    once and hold. Restarts are the catalogue's non-idempotent tools (`is_restart`).
     """
     for action in actions:
-        if action.get("status") in ("ok", "error") and str(action.get("tool", "")).endswith("_restart"):
+        if action.get("status") in ("ok", "error") and is_restart(str(action.get("tool", ""))):
             return action
     return None

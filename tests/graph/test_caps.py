@@ -34,6 +34,8 @@ from opsgraph.graph.policy import ApprovalMode, review_step
 from opsgraph.graph.schemas import StepVerdict
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import InventoryError, parse_inventory
+from opsgraph.tools.probes import probe
+from opsgraph.tools.snapshot import Health
 
 
 def _results(ledger: Ledger, tool: str) -> list[dict[str, Any]]:
@@ -153,24 +155,32 @@ def test_a_step_beyond_the_resource_cap_is_refused_before_it_runs_and_holds_the_
     assert freed.values["outcome"] == "resolved"
 
 
-def test_the_same_disruptive_step_again_within_the_window_is_a_crash_loop(full_cache: Stack) -> None:
-    stack = full_cache
-    ledger = stack.context().ledger
-    earlier = _scale(64)
-    fixed = run_unattended(
-        stack.inventory_path, stack.state_dir, "cache", "inc-earlier", reasoner=ScriptedReasoner([earlier])
-    )
-    assert fixed.values["outcome"] == "resolved"
-    fill_redis_memory(stack.inventory.get("cache"))  # the same fault is back within the window
-    result = run_unattended(
-        stack.inventory_path, stack.state_dir, "cache", "inc-again", reasoner=ScriptedReasoner([earlier])
-    )
-    assert result.values["outcome"] == "escalated"
-    assert "crash loop: redis_scale_memory already ran on cache" in result.values["outcome_detail"]
-    assert "inc-earlier" in result.values["outcome_detail"]
-    assert [row for row in ledger.actions("inc-again") if row["phase"] == "intent"] == []
-    hold = Controls(ledger).stop_for("cache")
-    assert hold is not None and hold.incident_id == "inc-again"
+def _kill_cache(stack: Stack) -> None:
+    pid = stack.local.status()[0].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: probe(stack.inventory.get("cache")).health is not Health.HEALTHY, "the cache to be down")
+
+
+def test_the_same_restart_again_within_the_window_is_a_crash_loop(tmp_path: Path) -> None:
+    restart = {"tool": "redis_restart", "args": {"resource": "cache"}}
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        ledger = stack.context().ledger
+        _kill_cache(stack)
+        fixed = run_unattended(
+            stack.inventory_path, stack.state_dir, "cache", "inc-earlier", reasoner=ScriptedReasoner([restart])
+        )
+        assert fixed.values["outcome"] == "resolved"
+        _kill_cache(stack)  # down again within the window: the restart did not stick
+        result = run_unattended(
+            stack.inventory_path, stack.state_dir, "cache", "inc-again", reasoner=ScriptedReasoner([restart])
+        )
+        assert result.values["outcome"] == "escalated"
+        assert "crash loop: redis_restart already ran on cache" in result.values["outcome_detail"]
+        assert "inc-earlier" in result.values["outcome_detail"]
+        assert [row for row in ledger.actions("inc-again") if row["phase"] == "intent"] == []
+        hold = Controls(ledger).stop_for("cache")
+        assert hold is not None and hold.incident_id == "inc-again"
 
 
 def test_the_global_budget_refuses_mutating_steps_but_holds_nothing(full_cache: Stack) -> None:
