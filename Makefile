@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: setup demo test lint bench down clean
+.PHONY: setup demo test lint bench bench-crash down clean
 
 setup:
 	@./scripts/install-system-deps.sh
@@ -24,6 +24,11 @@ lint: setup
 bench: setup
 	uv run python -m bench.redis_memory_pressure
 	uv run python -m bench.model_tokens
+
+## kill -9 at every dangerous moment of a fix, and concurrent approvals (about 10 minutes)
+bench-crash: setup
+	uv run python -m bench.kill_matrix --runs 10
+	uv run python -m bench.approve_race --pairs 20
 
 down: setup
 	uv run opsgraph down
