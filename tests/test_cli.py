@@ -75,6 +75,7 @@ def test_fix_asks_in_the_terminal_and_records_the_approver(cli: Cli) -> None:
     incident_id = listing.stdout.split()[0]
     shown = json.loads(cli("incidents", "show", incident_id).stdout)
     assert shown["approvals"][0]["decided_by"] == "frank"
+    assert f"digest: {shown['approvals'][0]['digest']}" in result.stderr  # what was shown is what was approved
     assert [row["phase"] for row in shown["actions"]] == ["intent", "result"]
     [listed] = json_lines(cli("incidents", "--json").stdout)
     assert listed["incident_id"] == incident_id and listed["status"] == "resolved"

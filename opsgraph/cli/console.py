@@ -89,16 +89,25 @@ class EventLog:
         err.print(line, highlight=False, soft_wrap=True)
 
     def capture_logging(self) -> None:
-        """Route Python logging (e.g. a crashed run's traceback) through the same one-line form."""
-        if not self.structured:
-            return
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(_JsonFormatter())
+        """Route Python logging (e.g. a crashed run's traceback) through the same form, redacted:
+        one JSON line when structured, a plain line on a terminal. A traceback can quote a
+        connection string, so no logging path may print it raw."""
+        formatter = _JsonFormatter() if self.structured else _RedactingFormatter("%(levelname)s %(name)s: %(message)s")
+        root = logging.getLogger()
+        if not root.handlers:  # else Python's last-resort handler would print records unformatted
+            root.addHandler(logging.StreamHandler())
+        for handler in root.handlers:
+            handler.setFormatter(formatter)
 
     def _write(self, line: str) -> None:
         with self._lock:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -136,6 +145,7 @@ def terminal_approver(approver_name: str | None) -> Any:
         err.print(escape(request["question"]))
         for step in request["steps"]:
             err.print(f"  • [bold]{escape(step['tool'])}[/] {escape(json.dumps(step['args']))}  risk={step['risk']}")
+            err.print(f"    digest: {escape(step['digest'])}")
             err.print(f"    why: {escape(step['rationale'])}\n    expect: {escape(step['expected_effect'])}")
             if step.get("undo"):
                 err.print(f"    undo: {escape(step['undo'])}")
