@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -103,11 +101,7 @@ def test_a_crash_looping_redis_gets_one_restart_then_one_escalation_that_holds(t
             assert text.count("cache is held by opsgraph") == 1, text
             assert text.count(f"grouped under {cache[0]['incident_id']} (cache)") == 1, text
             killer.stop()
-            resumed = subprocess.run(
-                [sys.executable, "-m", "opsgraph", "resume", "--resource", "cache", "--by", "zoe",
-                 "--state-dir", str(stack.state_dir)],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
+            resumed = stack.opsgraph("resume", "--resource", "cache", "--by", "zoe")
             assert resumed.returncode == 0, resumed.stderr
             assert "resumed by zoe" in resumed.stdout
             wait_for(

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from support import ScriptedReasoner, Stack, redis_resource, run_unattended, running_stack, stop, wait_for, watching
+from support import ScriptedReasoner, redis_resource, run_unattended, running_stack, stop, wait_for, watching
 
 from opsgraph.graph.control import Controls
 from opsgraph.tools.faults import fill_redis_memory
-
-
-def _opsgraph(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opsgraph", *args, "--state-dir", str(stack.state_dir)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 def test_pause_stops_a_running_watch_from_acting_until_resume(tmp_path: Path) -> None:
@@ -25,7 +16,7 @@ def test_pause_stops_a_running_watch_from_acting_until_resume(tmp_path: Path) ->
         ledger = stack.context().ledger
         log = tmp_path / "watch.log"
         wait_for(lambda: "watching" in log.read_text(), "the watcher to start")
-        paused = _opsgraph(stack, "pause", "--by", "ann", "--reason", "db migration")
+        paused = stack.opsgraph("pause", "--by", "ann", "--reason", "db migration")
         assert paused.returncode == 0, paused.stderr
         assert "OpsGraph is paused by ann" in paused.stdout
 
@@ -37,7 +28,7 @@ def test_pause_stops_a_running_watch_from_acting_until_resume(tmp_path: Path) ->
         assert log.read_text().count("OpsGraph is paused by ann") == 1
         assert "(db migration)" in log.read_text()
 
-        resumed = _opsgraph(stack, "resume", "--by", "bob")
+        resumed = stack.opsgraph("resume", "--by", "bob")
         assert resumed.returncode == 0, resumed.stderr
         assert "resumed by bob (was paused by ann)" in resumed.stdout
         wait_for(lambda: ledger.ids_with_status("resolved"), "the resumed watcher to fix the cache")
@@ -65,14 +56,17 @@ def test_the_executor_refuses_mutating_steps_while_paused_but_diagnosis_goes_on(
 
 def test_pause_of_one_resource_and_resume_without_a_pause(tmp_path: Path) -> None:
     with running_stack(tmp_path, [redis_resource()]) as stack:
-        nothing = _opsgraph(stack, "resume", "--by", "bob")
+        nothing = stack.opsgraph("resume", "--by", "bob")
         assert nothing.returncode == 1
         assert nothing.stderr.strip() == "error: OpsGraph is neither paused nor held"
-        held = _opsgraph(stack, "pause", "--resource", "cache", "--by", "ann")
+        held = stack.opsgraph("pause", "--resource", "cache", "--by", "ann")
         assert held.returncode == 0, held.stderr
-        hint = _opsgraph(stack, "resume", "--by", "bob")
+        hint = stack.opsgraph("resume", "--by", "bob")
         assert hint.returncode == 1 and "held or paused: cache; pass --resource" in hint.stderr
         stopped = Controls(stack.context().ledger).stop_for("cache")
         assert stopped is not None and stopped.by == "ann"
-        assert _opsgraph(stack, "resume", "--resource", "cache", "--by", "bob").returncode == 0
+        assert stack.opsgraph("resume", "--resource", "cache", "--by", "bob").returncode == 0
         assert Controls(stack.context().ledger).stop_for("cache") is None
+        typo = stack.opsgraph("pause", "--resource", "cahce", "--by", "ann")
+        assert typo.returncode == 2 and "no resource named 'cahce'" in typo.stderr  # nothing paused by a typo
+        assert Controls(stack.context().ledger).stops_in_force() == []
