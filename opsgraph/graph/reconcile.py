@@ -9,9 +9,8 @@ that no live process is driving is looked at:
   the target (`exactly_once.settle`) and recorded as done or not done;
 - a graph paused at an approval is `awaiting_approval` in the ledger, whatever it said;
 - a graph stopped between nodes is unfinished: the caller runs it on from its checkpoint;
-- a graph that ended, or that never wrote a checkpoint, closes its ledger incident with the
-  report it has or with `abandoned` and why — a later probe opens a fresh incident if the
-  fault is still there.
+- a graph that never checkpointed any progress closes its ledger incident as `abandoned`,
+  with why — a later probe opens a fresh incident if the fault is still there.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ class Repair:
     """One thing the reconciler found and did, for the operator to read."""
 
     incident_id: str
-    action: str  # settled, awaiting, unfinished, closed, abandoned
+    action: str  # settled, awaiting, unfinished, abandoned
     detail: str
 
 
@@ -65,10 +64,7 @@ def reconcile(graph: IncidentGraph, context: Context) -> tuple[list[Repair], lis
             elif is_unfinished(graph, incident_id):
                 unfinished.append(incident_id)
                 repairs.append(Repair(incident_id, "unfinished", f"stopped before {', '.join(state.next)}"))
-            elif isinstance(report := state.values.get("report"), dict):
-                ledger.close_incident(incident_id, str(report.get("outcome", "closed")), report)
-                repairs.append(Repair(incident_id, "closed", f"its graph had ended: {report.get('outcome')}"))
-            else:
+            else:  # no checkpoint past the start (the report node closes the ledger before its own checkpoint)
                 detail = (
                     "its run was killed before its graph checkpointed any progress; "
                     "a new incident opens if the fault is still there"

@@ -1,4 +1,4 @@
-"""The reconciler and the run lease, on the ledger and checkpoints alone (no server needed)."""
+"""The reconciler and the run lease: on the ledger and checkpoints alone, and on a paused incident of a real Redis."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import sys
 from pathlib import Path
 
 import yaml
-from support import fast_context, redis_resource
+from support import fast_context, redis_resource, running_stack
 
 from opsgraph.agents.records import Incident
 from opsgraph.graph.context import Context
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.reconcile import ABANDONED, reconcile
-from opsgraph.graph.runtime import incident_graph
+from opsgraph.graph.runtime import incident_graph, start_incident
+from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.snapshot import Health
 
 
@@ -76,3 +77,17 @@ def test_the_run_lease_goes_to_one_live_owner_and_is_taken_over_from_a_dead_one(
     assert ledger.acquire_run("inc-2", _exited_owner()) is None
     assert ledger.acquire_run("inc-2", first) is None  # the dead worker's lease is taken over
     assert ledger.run_holder("inc-2") == first
+
+
+def test_an_incident_paused_at_an_approval_is_marked_awaiting_whatever_the_ledger_said(tmp_path: Path) -> None:
+    with running_stack(tmp_path, [redis_resource()]) as stack:
+        fill_redis_memory(stack.inventory.get("cache"))
+        context = stack.context()
+        with incident_graph(stack.state_dir) as graph:
+            paused = start_incident(graph, context, "cache", "inc-paused")
+            assert paused.pending is not None
+            context.ledger.set_status("inc-paused", "open")  # as a kill between the two writes would leave it
+            repairs, unfinished = reconcile(graph, context)
+        assert (unfinished, [(r.incident_id, r.action) for r in repairs]) == ([], [("inc-paused", "awaiting")])
+        record = context.ledger.incident("inc-paused")
+        assert record is not None and record["status"] == "awaiting_approval"
