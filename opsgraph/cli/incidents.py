@@ -188,11 +188,14 @@ def _decide(
                 _show_outcome(resume_incident(graph, context, incident_id, answer, show_node))
                 return
             if is_unfinished(graph, incident_id):  # a kill left it mid-graph, past its approval
-                err.print(f"{escape(incident_id)}: its worker died mid-graph; running it on from its checkpoint")
+                err.print(
+                    f"{escape(incident_id)}: its worker died mid-graph; running it on from its checkpoint",
+                    soft_wrap=True,
+                )
                 _show_outcome(continue_incident(graph, context, incident_id, show_node))
                 return
         except (IncidentBusy, NotWaiting) as lost:  # another operator's answer (or a watcher) got there first
-            err.print(f"[red]error:[/] {escape(str(lost))}; your {decision} was not applied")
+            err.print(f"[red]error:[/] {escape(str(lost))}; your {decision} was not applied", soft_wrap=True)
             raise typer.Exit(1) from None
     if server is not None and _decide_on_server(server, incident_id, decision, by, comment, digests):
         return
