@@ -1,0 +1,311 @@
+"""The operator chat: a Chainlit app on the graph, checkpoints, ledger and settings of the CLI.
+
+`opsgraph chat` (or `chainlit run opsgraph/chat/app.py`) serves it. Each conversation:
+- opens with the health of the inventory, the open incidents and every approval waiting —
+  whichever process paused it (`watch`, the CLI, another chat, Studio);
+- follows the ledger while it is open, so a new incident or a new approval request from any
+  process appears without a reload;
+- answers plain words through the command router (rule-based, and says so) or, with a model
+  configured, the conversational agent, which reads but never acts;
+- shows each graph node's progress as a step, and a waiting plan with Approve / Reject buttons.
+  Typing at a waiting plan asks about it (it stays pending) or changes it (the planner
+  revises it, the policy reviews it, and it is asked again under its new digests).
+
+Safety is not here: an answer carries the logged-in operator's name, and the approval node
+judges it — roles, digests, expiry — exactly as it judges one from the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import chainlit as cl
+
+from opsgraph.chat import render
+from opsgraph.chat.service import AnswerRefused, ChatService, Pending
+from opsgraph.graph.fixing import summary
+from opsgraph.graph.runtime import RunResult
+
+FOLLOW_INTERVAL_S = 1.0  # how often an open conversation looks for news in the ledger
+ANONYMOUS = "chat-anonymous"  # who answers when login is off: no role, so refused once OPSGRAPH_ROLES is set
+
+
+class _Session:
+    """What one open conversation knows: its service, what it has shown, which runs it drives."""
+
+    def __init__(self) -> None:
+        self.service = ChatService.from_settings()
+        self.started_at = time.time()
+        self.shown_plans: dict[str, list[str]] = {}  # incident id -> the digests whose buttons are shown
+        self.buttons: dict[str, list[cl.Action]] = {}
+        self.known_incidents: set[str] = set()
+        self.driving: set[str] = set()  # incidents whose graph this conversation is running right now
+
+    @staticmethod
+    def current() -> _Session:
+        session = cl.user_session.get("opsgraph")
+        if not isinstance(session, _Session):
+            raise RuntimeError("the conversation has no OpsGraph session: was on_chat_start run?")
+        return session
+
+
+def _operator() -> str:
+    user = cl.user_session.get("user")
+    return str(user.identifier) if user is not None else ANONYMOUS
+
+
+async def _say(content: str, actions: list[cl.Action] | None = None) -> cl.Message:
+    message = cl.Message(content=content, actions=actions or [])
+    await message.send()
+    return message
+
+
+# ---- runs with live progress
+
+
+async def _run_with_steps(work: Callable[[Callable[[str, dict[str, Any]], None]], RunResult]) -> RunResult:
+    """Run a graph in a worker thread; each node's update appears as a `cl.Step` as soon as it is done."""
+    loop = asyncio.get_running_loop()
+    updates: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+
+    def on_node(node: str, update: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(updates.put_nowait, (node, update))
+
+    async def run() -> RunResult:
+        try:
+            return await asyncio.to_thread(work, on_node)
+        finally:
+            updates.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    while (item := await updates.get()) is not None:
+        node, update = item
+        async with cl.Step(name=node, type="tool") as step:
+            step.output = render.node_step(node, update)
+    return await task
+
+
+async def _show_result(session: _Session, result: RunResult) -> None:
+    """The run's end in the conversation: the resolution, or the plan now waiting."""
+    if result.pending is not None:
+        await _show_plan(session, Pending(result.incident_id, result.pending))
+        return
+    await _say(render.outcome(summary(result)))
+
+
+async def _fix(session: _Session, resource: str) -> None:
+    try:
+        incident_id = session.service.new_incident_id(resource)
+    except KeyError as unknown:
+        await _say(f"✖ {unknown.args[0]}")
+        return
+    session.known_incidents.add(incident_id)
+    session.driving.add(incident_id)
+    try:
+        await _say(f"Opening `{incident_id}` on **{resource}**: detect → diagnose → plan → (approve) → fix → verify.")
+        result = await _run_with_steps(lambda on_node: session.service.start_fix(resource, incident_id, on_node))
+        await _show_result(session, result)
+    finally:
+        session.driving.discard(incident_id)
+
+
+# ---- approvals
+
+
+async def _show_plan(session: _Session, pending: Pending) -> None:
+    await _drop_buttons(session, pending.incident_id)
+    payload = {"incident_id": pending.incident_id, "digests": pending.digests}
+    buttons = [
+        cl.Action(name="approve", payload=payload, label="Approve", icon="check"),
+        cl.Action(name="reject", payload=payload, label="Reject", icon="x"),
+    ]
+    await _say(render.plan(pending), buttons)
+    session.shown_plans[pending.incident_id] = pending.digests
+    session.buttons[pending.incident_id] = buttons
+    session.known_incidents.add(pending.incident_id)
+
+
+async def _drop_buttons(session: _Session, incident_id: str) -> None:
+    for button in session.buttons.pop(incident_id, []):
+        await button.remove()
+    session.shown_plans.pop(incident_id, None)
+
+
+async def _answer(session: _Session, incident_id: str, digests: list[str] | None, answer: dict[str, Any]) -> None:
+    """Give the operator's answer to the plan they saw; a plan that changed meanwhile is not answered."""
+    pending = await asyncio.to_thread(session.service.pending_for, incident_id)
+    if pending is None:
+        await _drop_buttons(session, incident_id)
+        record = await asyncio.to_thread(session.service.ledger.incident, incident_id)
+        status = record["status"] if record else "unknown incident"
+        await _say(f"`{incident_id}` is not waiting for an approval any more ({status}): nothing was applied.")
+        return
+    if digests is not None and sorted(digests) != sorted(pending.digests):
+        await _say(f"The plan of `{incident_id}` changed since you saw it: nothing was applied. Here it is now.")
+        await _show_plan(session, pending)
+        return
+    await _drop_buttons(session, incident_id)
+    answer = {**answer, "by": _operator(), "digests": pending.digests}
+    session.driving.add(incident_id)
+    try:
+        result = await _run_with_steps(lambda on_node: session.service.answer(pending, answer, on_node))
+    except AnswerRefused as refused:
+        await _say(f"✖ {refused}")
+        return
+    finally:
+        session.driving.discard(incident_id)
+    if result.pending is not None and result.pending.get("error"):
+        await _say(f"✖ The answer was refused: {result.pending['error']}")
+    await _show_result(session, result)
+
+
+@cl.action_callback("approve")
+async def on_approve(action: cl.Action) -> None:
+    session = _Session.current()
+    await _answer(session, action.payload["incident_id"], action.payload["digests"], {"decision": "approve"})
+
+
+@cl.action_callback("reject")
+async def on_reject(action: cl.Action) -> None:
+    session = _Session.current()
+    await _answer(session, action.payload["incident_id"], action.payload["digests"], {"decision": "reject"})
+
+
+# ---- following the ledger
+
+
+async def _follow(session: _Session) -> None:
+    """Announce what other processes do while the conversation is open: new incidents, new or answered plans."""
+    while True:
+        await asyncio.sleep(FOLLOW_INTERVAL_S)
+        rows = await asyncio.to_thread(session.service.incidents, 20)
+        for row in reversed(rows):
+            if row["opened_at"] >= session.started_at and row["incident_id"] not in session.known_incidents:
+                session.known_incidents.add(row["incident_id"])
+                await _say(f"● New incident `{row['incident_id']}` on **{row['resource']}**: {row['symptom']}.")
+        waiting = {p.incident_id: p for p in await asyncio.to_thread(session.service.pending)}
+        for incident_id, pending in waiting.items():
+            if incident_id not in session.driving and session.shown_plans.get(incident_id) != pending.digests:
+                await _show_plan(session, pending)
+        for incident_id in list(session.shown_plans):
+            if incident_id not in waiting and incident_id not in session.driving:
+                await _drop_buttons(session, incident_id)
+                record = await asyncio.to_thread(session.service.ledger.incident, incident_id)
+                status = record["status"] if record else "unknown"
+                await _say(f"`{incident_id}` was answered elsewhere; it is now **{status}**.")
+
+
+# ---- the conversation
+
+
+async def _greet(session: _Session) -> None:
+    snapshots = await asyncio.to_thread(session.service.health)
+    open_rows = await asyncio.to_thread(session.service.open_incidents)
+    pending = await asyncio.to_thread(session.service.pending)
+    session.known_incidents.update(row["incident_id"] for row in await asyncio.to_thread(session.service.incidents, 200))
+    await _say(render.summary(snapshots, open_rows, pending))
+    for request in pending:
+        await _show_plan(session, request)
+    cl.user_session.set("follower", asyncio.create_task(_follow(session)))
+
+
+@cl.on_chat_start
+async def on_chat_start() -> None:
+    session = _Session()
+    cl.user_session.set("opsgraph", session)
+    await _greet(session)
+
+
+@cl.on_chat_resume
+async def on_chat_resume(thread: dict[str, Any]) -> None:
+    """A conversation reopened from the history: its messages are back; show what waits now."""
+    await on_chat_start()
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    follower = cl.user_session.get("follower")
+    if isinstance(follower, asyncio.Task):
+        follower.cancel()
+
+
+RULE_BASED = (
+    "_(rule-based: no model is configured, so a command router answers; set OPSGRAPH_MODEL for a"
+    " conversational agent)_"
+)
+HELP = (
+    "I understand: **what's wrong?** · **scan now** · **fix the cache** · **show the last incident** ·"
+    " **show inc-…** · **why do you want to …?** · **what did you do last night?** · at a waiting plan:"
+    " **approve**, **reject**, or a change such as *use redis_memory_purge instead* or *only 128 MB*."
+)
+
+
+async def _status(session: _Session) -> None:
+    snapshots = await asyncio.to_thread(session.service.health)
+    open_rows = await asyncio.to_thread(session.service.open_incidents)
+    pending = await asyncio.to_thread(session.service.pending)
+    await _say(render.summary(snapshots, open_rows, pending))
+
+
+async def _why(session: _Session, pending: list[Pending]) -> None:
+    """Why the agent wants what it plans: the diagnosis and each step's rationale; the plan stays pending."""
+    if not pending:
+        record = await asyncio.to_thread(session.service.last_incident)
+        if record is None:
+            await _say("No incident yet, so no plan to explain.")
+            return
+        await _say(render.incident(record))
+        return
+    for request in pending:
+        diagnosis = await asyncio.to_thread(session.service.diagnosis, request.incident_id)
+        await _say(render.why(request, diagnosis))
+
+
+async def _only_pending(session: _Session, pending: list[Pending]) -> Pending | None:
+    if len(pending) == 1:
+        return pending[0]
+    await _say(f"{len(pending)} plans are waiting: use the buttons under the one you mean.")
+    return None
+
+
+async def _respond(session: _Session, text: str) -> None:
+    from opsgraph.chat.router import IntentKind, route
+
+    pending = await asyncio.to_thread(session.service.pending)
+    intent = route(text, [(r.name, r.kind) for r in session.service.resources], bool(pending))
+    kind = intent.kind
+    if kind is IntentKind.STATUS:
+        await _status(session)
+    elif kind is IntentKind.SCAN:
+        await _say(render.health(await asyncio.to_thread(session.service.health)))
+    elif kind is IntentKind.FIX and intent.resource is not None:
+        await _fix(session, intent.resource)
+    elif kind is IntentKind.WHY:
+        await _why(session, pending)
+    elif kind is IntentKind.SHOW_LAST:
+        record = await asyncio.to_thread(session.service.last_incident)
+        await _say(render.incident(record) if record else "No incident yet.")
+    elif kind is IntentKind.SHOW and intent.incident_id is not None:
+        record = await asyncio.to_thread(session.service.incident, intent.incident_id)
+        await _say(render.incident(record) if record else f"No incident `{intent.incident_id}` in the ledger.")
+    elif kind is IntentKind.HISTORY and intent.since is not None and intent.until is not None:
+        rows = await asyncio.to_thread(session.service.actions_between, intent.since, intent.until)
+        await _say(render.actions(rows, intent.since, intent.until))
+    elif kind in (IntentKind.APPROVE, IntentKind.REJECT) and (target := await _only_pending(session, pending)):
+        decision = "approve" if kind is IntentKind.APPROVE else "reject"
+        await _answer(session, target.incident_id, None, {"decision": decision})
+    elif kind is IntentKind.CHANGE and (target := await _only_pending(session, pending)):
+        await _say(f"Sending your change back to the planner: *{text}*")
+        await _answer(session, target.incident_id, None, {"decision": "revise", "change": text})
+    elif intent.message:
+        await _say(f"{intent.message}\n\n{HELP}\n\n{RULE_BASED}")
+    else:
+        await _say(f"{HELP}\n\n{RULE_BASED}")
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    await _respond(_Session.current(), message.content)
