@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: setup demo test lint bench bench-crash down clean
+.PHONY: setup demo chat test lint bench bench-crash down clean
 
 setup:
 	@./scripts/install-system-deps.sh
@@ -11,6 +11,10 @@ setup:
 ## The main job: local stack up, Redis memory pressure injected, fixed with your approval.
 demo: setup
 	uv run opsgraph demo redis-memory-pressure
+
+## The operator chat on http://127.0.0.1:8000, with the local stack up (Ctrl-C stops).
+chat: setup
+	uv run opsgraph chat
 
 test: setup
 	uv run pytest

@@ -5,11 +5,11 @@ One module per command group; importing them registers their commands on `app`.
 
 from __future__ import annotations
 
-from opsgraph.cli import catalogue, control, faults, incidents, stack
+from opsgraph.cli import catalogue, chat, control, faults, incidents, stack
 from opsgraph.cli.app import OPERATOR_ERRORS, app
 from opsgraph.cli.console import print_error
 
-__all__ = ["app", "catalogue", "control", "faults", "incidents", "run", "stack"]
+__all__ = ["app", "catalogue", "chat", "control", "faults", "incidents", "run", "stack"]
 
 
 def run() -> None:
