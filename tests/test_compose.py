@@ -33,17 +33,38 @@ def config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+SECRETS = {
+    "POSTGRES_PASSWORD": "example-only",
+    "SHOP_DB_PASSWORD": "example-only-too",
+    "CHAINLIT_AUTH_SECRET": "example-only-secret",
+    "OPSGRAPH_CHAT_USERS": "alice:example-only-hash",
+}
+
+
 def test_compose_file_is_valid_and_complete() -> None:
-    result = config({"POSTGRES_PASSWORD": "example-only", "SHOP_DB_PASSWORD": "example-only-too"})
+    result = config(SECRETS)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert set(services) == {"redis", "postgres", "sample-app", "nginx", "opsgraph"}
+    assert set(services) == {"redis", "postgres", "sample-app", "nginx", "opsgraph", "chat"}
     for name, service in services.items():
-        if name != "opsgraph":
+        if name not in ("opsgraph", "chat"):
             assert "healthcheck" in service, name
     assert services["sample-app"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["nginx"]["depends_on"]["sample-app"]["condition"] == "service_healthy"
     assert "watch" in services["opsgraph"]["command"]
+    chat = services["chat"]
+    assert chat["command"][:2] == ["opsgraph", "chat"]
+    # The chat answers the watcher's approvals: same settings, same state volume.
+    assert {k: v for k, v in chat["environment"].items() if k in services["opsgraph"]["environment"]} == services[
+        "opsgraph"
+    ]["environment"]
+    assert chat["volumes"][0] == services["opsgraph"]["volumes"][0] == "opsgraph-state:/data:rw"
+
+
+def test_the_chat_will_not_start_without_login() -> None:
+    result = config({k: v for k, v in SECRETS.items() if k != "CHAINLIT_AUTH_SECRET"})
+    assert result.returncode != 0
+    assert "CHAINLIT_AUTH_SECRET" in result.stderr
 
 
 def test_missing_secret_fails_loudly() -> None:
