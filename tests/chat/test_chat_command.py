@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
-import chainlit
 from support import Cli
 
 from opsgraph.cli.chat import app_root, chat_command, chat_environment
@@ -33,7 +33,7 @@ def test_chainlit_runs_in_the_state_folder_with_opsgraph_settings(tmp_path: Path
     assert root == state_dir.resolve() / "chat"
     config = (root / ".chainlit" / "config.toml").read_text()
     assert 'name = "OpsGraph"' in config
-    assert f'generated_by = "{chainlit.__version__}"' in config  # else Chainlit warns that it is outdated
+    assert f'generated_by = "{version("chainlit")}"' in config  # else Chainlit warns that it is outdated
     assert (root / "chainlit.md").read_text().startswith("# OpsGraph operator chat")
     command = chat_command("127.0.0.1", 8123, root)
     assert command[1:4] == ["-m", "chainlit", "run"] and Path(command[4]).name == "app.py"
