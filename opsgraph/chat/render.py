@@ -40,6 +40,7 @@ def health(snapshots: list[Snapshot]) -> str:
 
 
 def incidents(rows: list[dict[str, Any]], title: str) -> str:
+    rows = redact_value(rows)
     if not rows:
         return f"**{title}:** none"
     lines = [f"**{title}:**"]
@@ -151,6 +152,7 @@ def outcome(record: dict[str, Any]) -> str:
 
 def incident(record: dict[str, Any]) -> str:
     """One incident from the ledger: status, report, approvals and actions."""
+    record = redact_value(record)
     report = record.get("report") or {}
     lines = [
         f"### `{record['incident_id']}` — {record['status']}",
@@ -170,6 +172,7 @@ def incident(record: dict[str, Any]) -> str:
 
 
 def actions(rows: list[dict[str, Any]], since: float, until: float) -> str:
+    rows = redact_value(rows)
     head = f"**What I did between {_when(since)} and {_when(until)}:**"
     if not rows:
         return f"{head} nothing — no step was started."
