@@ -18,17 +18,20 @@ judges it — roles, digests, expiry — exactly as it judges one from the CLI.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import chainlit as cl
+from chainlit.types import ThreadDict
 
 from opsgraph.chat import render
 from opsgraph.chat.service import AnswerRefused, ChatService, Pending
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.runtime import RunResult
 
+log = logging.getLogger(__name__)
 FOLLOW_INTERVAL_S = 1.0  # how often an open conversation looks for news in the ledger
 ANONYMOUS = "chat-anonymous"  # who answers when login is off: no role, so refused once OPSGRAPH_ROLES is set
 
@@ -181,21 +184,29 @@ async def _follow(session: _Session) -> None:
     """Announce what other processes do while the conversation is open: new incidents, new or answered plans."""
     while True:
         await asyncio.sleep(FOLLOW_INTERVAL_S)
-        rows = await asyncio.to_thread(session.service.incidents, 20)
-        for row in reversed(rows):
-            if row["opened_at"] >= session.started_at and row["incident_id"] not in session.known_incidents:
-                session.known_incidents.add(row["incident_id"])
-                await _say(f"● New incident `{row['incident_id']}` on **{row['resource']}**: {row['symptom']}.")
-        waiting = {p.incident_id: p for p in await asyncio.to_thread(session.service.pending)}
-        for incident_id, pending in waiting.items():
-            if incident_id not in session.driving and session.shown_plans.get(incident_id) != pending.digests:
-                await _show_plan(session, pending)
-        for incident_id in list(session.shown_plans):
-            if incident_id not in waiting and incident_id not in session.driving:
-                await _drop_buttons(session, incident_id)
-                record = await asyncio.to_thread(session.service.ledger.incident, incident_id)
-                status = record["status"] if record else "unknown"
-                await _say(f"`{incident_id}` was answered elsewhere; it is now **{status}**.")
+        try:
+            await _catch_up(session)
+        except Exception:  # a locked ledger or a vanished server must not end the following
+            log.exception("following the ledger failed; trying again in %s s", FOLLOW_INTERVAL_S)
+
+
+async def _catch_up(session: _Session) -> None:
+    """One look at the ledger and the checkpoints: say what is new since the last look."""
+    rows = await asyncio.to_thread(session.service.incidents, 20)
+    for row in reversed(rows):
+        if row["opened_at"] >= session.started_at and row["incident_id"] not in session.known_incidents:
+            session.known_incidents.add(row["incident_id"])
+            await _say(f"● New incident `{row['incident_id']}` on **{row['resource']}**: {row['symptom']}.")
+    waiting = {p.incident_id: p for p in await asyncio.to_thread(session.service.pending)}
+    for incident_id, pending in waiting.items():
+        if incident_id not in session.driving and session.shown_plans.get(incident_id) != pending.digests:
+            await _show_plan(session, pending)
+    for incident_id in list(session.shown_plans):
+        if incident_id not in waiting and incident_id not in session.driving:
+            await _drop_buttons(session, incident_id)
+            record = await asyncio.to_thread(session.service.ledger.incident, incident_id)
+            status = record["status"] if record else "unknown"
+            await _say(f"`{incident_id}` was answered elsewhere; it is now **{status}**.")
 
 
 # ---- the conversation
@@ -205,7 +216,9 @@ async def _greet(session: _Session) -> None:
     snapshots = await asyncio.to_thread(session.service.health)
     open_rows = await asyncio.to_thread(session.service.open_incidents)
     pending = await asyncio.to_thread(session.service.pending)
-    session.known_incidents.update(row["incident_id"] for row in await asyncio.to_thread(session.service.incidents, 200))
+    session.known_incidents.update(
+        row["incident_id"] for row in await asyncio.to_thread(session.service.incidents, 200)
+    )
     await _say(render.summary(snapshots, open_rows, pending))
     for request in pending:
         await _show_plan(session, request)
@@ -220,7 +233,7 @@ async def on_chat_start() -> None:
 
 
 @cl.on_chat_resume
-async def on_chat_resume(thread: dict[str, Any]) -> None:
+async def on_chat_resume(thread: ThreadDict) -> None:
     """A conversation reopened from the history: its messages are back; show what waits now."""
     await on_chat_start()
 
@@ -233,8 +246,7 @@ async def on_chat_end() -> None:
 
 
 RULE_BASED = (
-    "_(rule-based: no model is configured, so a command router answers; set OPSGRAPH_MODEL for a"
-    " conversational agent)_"
+    "_(rule-based: no model is configured, so a command router answers; set OPSGRAPH_MODEL for a conversational agent)_"
 )
 HELP = (
     "I understand: **what's wrong?** · **scan now** · **fix the cache** · **show the last incident** ·"

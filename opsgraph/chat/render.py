@@ -126,7 +126,9 @@ def node_step(node: str, update: dict[str, Any]) -> str:
         lines += _action(action)
     if "verification" in update:
         verification = update["verification"]
-        lines.append(f"**Verified:** {'healthy' if verification['healthy'] else 'NOT healthy'} — {verification['detail']}")
+        lines.append(
+            f"**Verified:** {'healthy' if verification['healthy'] else 'NOT healthy'} — {verification['detail']}"
+        )
     return "\n".join(lines) or "(no change)"
 
 
@@ -164,7 +166,9 @@ def incident(record: dict[str, Any]) -> str:
     if report.get("outcome_detail"):
         lines.append(f"**Outcome:** {report['outcome']} — {report['outcome_detail']}")
     for a in record.get("approvals", []):
-        lines.append(f"- {a['decision']} `{a['tool']}` {a['args']} by **{a['decided_by']}** at {_when(a['decided_at'])}")
+        lines.append(
+            f"- {a['decision']} `{a['tool']}` {a['args']} by **{a['decided_by']}** at {_when(a['decided_at'])}"
+        )
     for a in record.get("actions", []):
         if a["phase"] == "result":
             lines.append(f"- ran `{a['tool']}` {a['args']}: {a['status']} at {_when(a['at'])}")

@@ -38,6 +38,7 @@ from opsgraph.tools.probes import probe_all
 from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.snapshot import Health, Snapshot
 
+
 @dataclass(frozen=True)
 class Pending:
     """An approval request some incident waits on, and where its graph is paused."""

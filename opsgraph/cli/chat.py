@@ -58,9 +58,9 @@ def chat(
     ctx: typer.Context,
     inventory: InventoryOption = Path("opsgraph.yaml"),
     state_dir: StateOption = Path(".opsgraph"),
-    host: Annotated[str, typer.Option(help="Listen address; a non-loopback one needs login (CHAINLIT_AUTH_SECRET).")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str, typer.Option(help="Listen address; a non-loopback one needs login (CHAINLIT_AUTH_SECRET).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8000,
     up: Annotated[bool, typer.Option("--up/--no-up", help="Bring the local stack up first (as `opsgraph up`).")] = True,
 ) -> None:

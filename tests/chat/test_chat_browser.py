@@ -113,7 +113,7 @@ def results(stack: Stack) -> list[dict[str, Any]]:
 
 def maxmemory_mb(stack: Stack) -> int:
     value = redis_client(stack.inventory.get("cache")).config_get("maxmemory")["maxmemory"]
-    return int(value) // 2**20
+    return int(str(value)) // 2**20
 
 
 def test_fix_the_cache_then_approve_shows_the_verified_resolution(stack: Stack, browser: Browser) -> None:

@@ -1,4 +1,4 @@
-"""`opsgraph chat` refuses to serve approvals to the network without login, and keeps Chainlit's files out of the checkout."""
+"""`opsgraph chat` refuses to serve approvals to the network without login; Chainlit stays out of the checkout."""
 
 from __future__ import annotations
 

@@ -60,8 +60,16 @@ def test_secrets_never_reach_the_browser(monkeypatch: pytest.MonkeyPatch) -> Non
     shown = [
         render.node_step("executor", {"actions": [action], "timeline": [{"event": f"read with {PLANTED}"}]}),
         render.plan(Pending("inc-1", _request(question=f"Approve {PLANTED}?"))),
-        render.incident({"incident_id": "inc-1", "status": "open", "resource": "cache", "symptom": "x",
-                         "opened_at": 0, "report": {"root_cause": f"token {PLANTED} leaked"}}),  # fmt: skip
+        render.incident(
+            {
+                "incident_id": "inc-1",
+                "status": "open",
+                "resource": "cache",
+                "symptom": "x",
+                "opened_at": 0,
+                "report": {"root_cause": f"token {PLANTED} leaked"},
+            }
+        ),
     ]
     for text in shown:
         assert PLANTED not in text and "hunter2pw" not in text
