@@ -204,11 +204,12 @@ class _Said:
         return asked and not self.starts(_REQUEST_STARTS)
 
 
-def _said(text: str, resources: Sequence[ResourceRef], now: float | None, tz: tzinfo | None) -> _Said:
+def _said(text: str, resources: Sequence[tuple[str, str]], now: float | None, tz: tzinfo | None) -> _Said:
     raw = text.strip()[:MAX_TEXT]
     lowered = raw.lower().replace("\u2019", "'").replace("'", "")
     words = tuple(w.rstrip(".-") for w in _WORD.findall(lowered))
-    return _Said(raw, tuple(w for w in words if w), tuple(resources), time.time() if now is None else now, tz)
+    refs = tuple(ResourceRef(str(name), str(kind)) for name, kind in resources)
+    return _Said(raw, tuple(w for w in words if w), refs, time.time() if now is None else now, tz)
 
 
 # --- resources ---------------------------------------------------------------------------------
@@ -456,13 +457,13 @@ _READ_KINDS = frozenset((IntentKind.SHOW, IntentKind.SHOW_LAST, IntentKind.HISTO
 
 def route(
     text: str,
-    resources: Sequence[ResourceRef],
+    resources: Sequence[tuple[str, str]],
     pending: bool,
     *,
     now: float | None = None,
     tz: tzinfo | None = None,
 ) -> Intent:
-    """What `text` asks for. `pending`: a plan waits for this operator's approval.
+    """What `text` asks for. `resources`: (name, kind) pairs (`ResourceRef`s); `pending`: a plan waits for approval.
 
     `now` (epoch seconds, default the clock) and `tz` (default the local zone) anchor time windows.
     """
@@ -498,7 +499,7 @@ def _help(said: _Said) -> Intent:
     return Intent(IntentKind.HELP, text=said.raw, message=help_text(said.resources))
 
 
-def help_text(resources: Sequence[ResourceRef]) -> str:
+def help_text(resources: Sequence[tuple[str, str]]) -> str:
     """What the router understands, with the inventory's names (also the HELP and UNKNOWN message)."""
     return (
         f"({RULE_BASED}.) I understand: "
@@ -506,5 +507,5 @@ def help_text(resources: Sequence[ResourceRef]) -> str:
         "'show the last incident', 'show inc-…' (an incident id), 'why?' (explain the plan), "
         "'what did you do last night?' / 'actions in the last 2 hours' / 'yesterday' (history); "
         "while a plan waits: 'approve', 'reject', or a change such as 'use redis_memory_purge instead', "
-        f"'only 128 MB', 'don't restart'. Resources: {_listing(resources)}."
+        f"'only 128 MB', 'don't restart'. Resources: {_listing([ResourceRef(*r) for r in resources])}."
     )

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from opsgraph.chat.router import MAX_TEXT, RULE_BASED, Intent, IntentKind, ResourceRef, route
+from opsgraph.tools.inventory import ResourceKind
 
 SHOP = (
     ResourceRef("cache", "redis"),
@@ -302,3 +303,9 @@ def test_huge_and_hostile_text_is_cut_before_matching() -> None:
     intent = said(hostile)
     assert len(intent.text) == MAX_TEXT and intent.kind is IntentKind.UNKNOWN and intent.incident_id is None
     assert said("fix " + "the " * 100_000 + "cache").kind is IntentKind.CLARIFY  # the name is past the cut
+
+
+def test_resources_may_be_plain_pairs_with_the_inventory_kind_enum() -> None:
+    pairs = [("sessions", ResourceKind.REDIS), ("orders-pg", ResourceKind.POSTGRES)]
+    assert route("repair the database", pairs, False).resource == "orders-pg"
+    assert "sessions (redis), orders-pg (postgres)" in route("help", pairs, False).message
