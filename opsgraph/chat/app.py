@@ -25,8 +25,11 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.types import ThreadDict
+from langchain_core.language_models import BaseChatModel
 
-from opsgraph.chat import render
+from opsgraph.agents.models import ModelConfigError, build_chat_model, model_spec_from_env
+from opsgraph.chat import agent, render
+from opsgraph.chat.router import Intent, IntentKind, help_text, route
 from opsgraph.chat.service import AnswerRefused, ChatService, Pending
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.runtime import RunResult
@@ -46,6 +49,22 @@ class _Session:
         self.buttons: dict[str, list[cl.Action]] = {}
         self.known_incidents: set[str] = set()
         self.driving: set[str] = set()  # incidents whose graph this conversation is running right now
+        self.resource_refs = [(r.name, r.kind) for r in self.service.resources]
+        self.history: list[tuple[str, str]] = []  # (user|assistant, text) for the conversational agent
+        self._model: BaseChatModel | None = None
+
+    def model(self) -> BaseChatModel | None:
+        """The configured chat model (built once per conversation), or None: the router answers."""
+        if self._model is None and (spec := model_spec_from_env()) is not None:
+            try:
+                self._model = build_chat_model(spec)
+            except ModelConfigError as error:  # said in the log; the router answers meanwhile
+                log.warning("the chat model cannot be built: %s", error)
+        return self._model
+
+    def remember(self, question: str, reply: str) -> None:
+        self.history += [("user", question), ("assistant", reply)]
+        del self.history[: -agent.HISTORY_ENTRIES]
 
     @staticmethod
     def current() -> _Session:
@@ -245,16 +264,6 @@ async def on_chat_end() -> None:
         follower.cancel()
 
 
-RULE_BASED = (
-    "_(rule-based: no model is configured, so a command router answers; set OPSGRAPH_MODEL for a conversational agent)_"
-)
-HELP = (
-    "I understand: **what's wrong?** · **scan now** · **fix the cache** · **show the last incident** ·"
-    " **show inc-…** · **why do you want to …?** · **what did you do last night?** · at a waiting plan:"
-    " **approve**, **reject**, or a change such as *use redis_memory_purge instead* or *only 128 MB*."
-)
-
-
 async def _status(session: _Session) -> None:
     snapshots = await asyncio.to_thread(session.service.health)
     open_rows = await asyncio.to_thread(session.service.open_incidents)
@@ -266,56 +275,88 @@ async def _why(session: _Session, pending: list[Pending]) -> None:
     """Why the agent wants what it plans: the diagnosis and each step's rationale; the plan stays pending."""
     if not pending:
         record = await asyncio.to_thread(session.service.last_incident)
-        if record is None:
-            await _say("No incident yet, so no plan to explain.")
-            return
-        await _say(render.incident(record))
+        await _say(render.incident(record) if record else "No incident yet, so no plan to explain.")
         return
     for request in pending:
         diagnosis = await asyncio.to_thread(session.service.diagnosis, request.incident_id)
         await _say(render.why(request, diagnosis))
 
 
-async def _only_pending(session: _Session, pending: list[Pending]) -> Pending | None:
+async def _only_pending(pending: list[Pending]) -> Pending | None:
     if len(pending) == 1:
         return pending[0]
     await _say(f"{len(pending)} plans are waiting: use the buttons under the one you mean.")
     return None
 
 
-async def _respond(session: _Session, text: str) -> None:
-    from opsgraph.chat.router import IntentKind, route
+async def _decide(session: _Session, intent: Intent, pending: list[Pending]) -> None:
+    """A typed answer to the one waiting plan: approve, reject, or a change for the planner."""
+    target = await _only_pending(pending)
+    if target is None:
+        return
+    if intent.kind is IntentKind.CHANGE:
+        await _say(f"Sending your change back to the planner: *{intent.text}*")
+        answer: dict[str, Any] = {"decision": "revise", "change": intent.text}
+    else:
+        answer = {"decision": "approve" if intent.kind is IntentKind.APPROVE else "reject"}
+    await _answer(session, target.incident_id, None, answer)
 
-    pending = await asyncio.to_thread(session.service.pending)
-    intent = route(text, [(r.name, r.kind) for r in session.service.resources], bool(pending))
+
+async def _routed(session: _Session, intent: Intent, pending: list[Pending]) -> None:
+    """The rule-based answer to an intent (no model configured, or the model failed)."""
+    service = session.service
     kind = intent.kind
     if kind is IntentKind.STATUS:
         await _status(session)
     elif kind is IntentKind.SCAN:
-        await _say(render.health(await asyncio.to_thread(session.service.health)))
+        await _say(render.health(await asyncio.to_thread(service.health)))
     elif kind is IntentKind.FIX and intent.resource is not None:
         await _fix(session, intent.resource)
-    elif kind is IntentKind.WHY:
+    elif kind in (IntentKind.WHY, IntentKind.QUESTION):
         await _why(session, pending)
     elif kind is IntentKind.SHOW_LAST:
-        record = await asyncio.to_thread(session.service.last_incident)
+        record = await asyncio.to_thread(service.last_incident)
         await _say(render.incident(record) if record else "No incident yet.")
     elif kind is IntentKind.SHOW and intent.incident_id is not None:
-        record = await asyncio.to_thread(session.service.incident, intent.incident_id)
+        record = await asyncio.to_thread(service.incident, intent.incident_id)
         await _say(render.incident(record) if record else f"No incident `{intent.incident_id}` in the ledger.")
     elif kind is IntentKind.HISTORY and intent.since is not None and intent.until is not None:
-        rows = await asyncio.to_thread(session.service.actions_between, intent.since, intent.until)
+        rows = await asyncio.to_thread(service.actions_between, intent.since, intent.until)
         await _say(render.actions(rows, intent.since, intent.until))
-    elif kind in (IntentKind.APPROVE, IntentKind.REJECT) and (target := await _only_pending(session, pending)):
-        decision = "approve" if kind is IntentKind.APPROVE else "reject"
-        await _answer(session, target.incident_id, None, {"decision": decision})
-    elif kind is IntentKind.CHANGE and (target := await _only_pending(session, pending)):
-        await _say(f"Sending your change back to the planner: *{text}*")
-        await _answer(session, target.incident_id, None, {"decision": "revise", "change": text})
-    elif intent.message:
-        await _say(f"{intent.message}\n\n{HELP}\n\n{RULE_BASED}")
-    else:
-        await _say(f"{HELP}\n\n{RULE_BASED}")
+    else:  # CLARIFY, HELP, UNKNOWN: the router's own words, which say that it is rule-based
+        await _say(intent.message or help_text(session.resource_refs))
+
+
+async def _conversed(session: _Session, text: str, model: BaseChatModel) -> bool:
+    """The conversational agent's answer (it reads; a fix it asks for runs as an incident graph).
+
+    False when the model failed: the caller answers with the router instead.
+    """
+    reply = await asyncio.to_thread(agent.answer, text, model, session.service.agent_tools(), session.history)
+    if reply.error is not None:
+        log.warning("the chat model failed (%s); the router answers", reply.error)
+        await _say(f"_{reply.text}_")
+        return False
+    session.remember(text, reply.text)
+    if reply.tool_calls:
+        async with cl.Step(name="read by the assistant", type="tool") as step:
+            step.output = "\n".join(f"- {call}" for call in reply.tool_calls)
+    await _say(reply.text)
+    for resource in reply.fixes_requested:
+        await _fix(session, resource)
+    return True
+
+
+async def _respond(session: _Session, text: str) -> None:
+    pending = await asyncio.to_thread(session.service.pending)
+    intent = route(text, session.resource_refs, bool(pending))
+    if intent.kind in (IntentKind.APPROVE, IntentKind.REJECT, IntentKind.CHANGE):
+        await _decide(session, intent, pending)  # a decision is never left to a model's reading of it
+        return
+    model = session.model()
+    if model is not None and await _conversed(session, text, model):
+        return
+    await _routed(session, intent, pending)
 
 
 @cl.on_message

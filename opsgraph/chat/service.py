@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsgraph.agents.evidence import ReadOnlyTools
+from opsgraph.chat.agent import ChatTools
 from opsgraph.graph.context import Context
 from opsgraph.graph.ledger import OPEN_STATUSES, Ledger
 from opsgraph.graph.nodes.detector import new_incident_id
@@ -141,6 +143,17 @@ class ChatService:
         except RemoteError:
             return []  # the server is down or forgot the thread: nothing to approve there now
         return [Pending(incident_id, request, server)] if request is not None else []
+
+    def agent_tools(self) -> ChatTools:
+        """What the conversational agent may read: health, the ledger, the catalogue's read-only tools."""
+        return ChatTools(
+            inventory=self.context.inventory,
+            read=ReadOnlyTools(self.context.tools, self.context.tool_timeout_s),
+            health=lambda: [snapshot.model_dump(mode="json") for snapshot in self.health()],
+            incidents=self.incidents,
+            incident=self.incident,
+            actions=self.actions_between,
+        )
 
     # acting ------------------------------------------------------------------
     def new_incident_id(self, resource: str) -> str:

@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "chat"
 WAIT_MS = 90_000  # a whole incident graph on a loaded 2-core machine
+expect.set_options(timeout=WAIT_MS)  # the assertions' own default is 5 s, whatever the page's is
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,9 @@ def chat_server(stack: Stack, **env: str) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        # Shown by pytest only when the test failed: what the chat (and a watcher) said meanwhile.
+        for log_file in sorted(stack.state_dir.parent.glob("*.log")):
+            print(f"---- {log_file.name}\n{log_file.read_text()[-4000:]}")
 
 
 def open_chat(browser: Browser, url: str) -> Page:
