@@ -82,3 +82,27 @@ def test_roles_refuse_a_viewer_in_one_line_and_keep_the_incident_pending(cli: Ap
     assert approved.returncode == 0, approved.stderr
     assert "RESOLVED" in approved.stdout
     assert cli.shown(incident_id)["approvals"][0]["decided_by"] == "alice"
+
+
+def test_revise_prints_the_revised_plan_that_waits_again(cli: ApprovalCli) -> None:
+    record = cli.paused_incident()
+    incident_id = record["incident_id"]
+    [old] = [step["digest"] for step in record["pending_approval"]["steps"] if step["tool"] == "redis_scale_memory"]
+
+    revised = cli("revise", incident_id, "only 128 MB", "--by", "gina")
+    assert revised.returncode == 0, revised.stderr
+    [line] = [text for text in revised.stdout.splitlines() if "redis_scale_memory" in text and "digest" in text]
+    assert '"maxmemory_mb": 128' in line and old not in line
+    new = line.rsplit("digest ", 1)[1].strip()
+    assert f"{incident_id} waits for approval again: opsgraph approve {incident_id} --digest {new}" in revised.stdout
+    shown = cli.shown(incident_id)
+    assert shown["status"] == "awaiting_approval" and shown["actions"] == []
+    assert [(a["decision"], a["decided_by"], a["comment"]) for a in shown["approvals"]] == [
+        ("revise", "gina", "only 128 MB")
+    ]
+
+    vague = cli("revise", incident_id, "be gentle", "--by", "gina")
+    assert vague.returncode == 1 and "Traceback" not in vague.stderr
+    [error] = [text for text in vague.stderr.splitlines() if text.startswith("error:")]
+    assert "did not understand the change 'be gentle'" in error and f"{incident_id} still waits" in error
+    assert f"digest {new}" in vague.stdout  # the same steps wait

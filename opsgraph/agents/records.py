@@ -63,6 +63,23 @@ class PlanStep(_Record):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+class PlanRevision(_Record):
+    """An operator's change to plan `of_plan`, asked at its approval, and what became of it.
+
+    As asked it has no `note`; the plan that answers it carries it with the backend's note.
+    """
+
+    of_plan: int
+    by: str
+    change: str
+    unchanged: bool = Field(
+        False,
+        description="The steps are those of plan `of_plan`: the change was not understood, changed nothing, "
+        "or the policy refused its result (the note says which)",
+    )
+    note: str = Field("", description="What the backend did with the change, or why the steps are unchanged")
+
+
 class Plan(_Record):
     steps: list[PlanStep]
     summary: str
@@ -71,3 +88,4 @@ class Plan(_Record):
     fallback: str | None = Field(None, description="Why a model's plan was replaced by the runbook's, if it was")
     # A plan written after reading tool output or logs may have been steered by them.
     informed_by_untrusted_text: bool = False
+    revision: PlanRevision | None = Field(None, description="Set when an operator's change produced this plan")

@@ -1,4 +1,4 @@
-"""Commands that run incidents: fix, demo, watch, approve, reject, and the incident ledger."""
+"""Commands that run incidents: fix, demo, watch, approve, reject, revise, and the incident ledger."""
 
 from __future__ import annotations
 
@@ -164,6 +164,7 @@ def _decide(
     state_dir: Path,
     approval: ApprovalMode,
     server: str | None,
+    change: str | None = None,
 ) -> None:
     """Answer a paused incident's approval request and run it on: here when this process's
     checkpoints hold it, else on the LangGraph server (`--server`) that paused it."""
@@ -184,8 +185,8 @@ def _decide(
         request = pending_request(graph, incident_id)
         try:
             if request is not None:
-                answer = _answer(request, decision, by, comment, digests)
-                _show_outcome(resume_incident(graph, context, incident_id, answer, show_node))
+                answer = _answer(request, decision, by, comment, digests, change)
+                _show_result(request, resume_incident(graph, context, incident_id, answer, show_node))
                 return
             if is_unfinished(graph, incident_id):  # a kill left it mid-graph, past its approval
                 err.print(
@@ -197,7 +198,7 @@ def _decide(
         except (IncidentBusy, NotWaiting) as lost:  # another operator's answer (or a watcher) got there first
             err.print(f"[red]error:[/] {escape(str(lost))}; your {decision} was not applied", soft_wrap=True)
             raise typer.Exit(1) from None
-    if server is not None and _decide_on_server(server, incident_id, decision, by, comment, digests):
+    if server is not None and _decide_on_server(server, incident_id, decision, by, comment, digests, change):
         return
     record = context.ledger.incident(incident_id)
     status = record["status"] if record else "unknown incident"
@@ -207,7 +208,12 @@ def _decide(
 
 
 def _answer(
-    request: dict[str, Any], decision: str, by: str | None, comment: str | None, digests: list[str] | None
+    request: dict[str, Any],
+    decision: str,
+    by: str | None,
+    comment: str | None,
+    digests: list[str] | None,
+    change: str | None,
 ) -> dict[str, Any]:
     """The answer to an approval request: bound to the digests of exactly the steps it shows.
 
@@ -230,7 +236,31 @@ def _answer(
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    return {"decision": decision, "by": by or getpass.getuser(), "digests": shown, "comment": comment}
+    answer = {"decision": decision, "by": by or getpass.getuser(), "digests": shown, "comment": comment}
+    return answer if change is None else {**answer, "change": change}
+
+
+def _show_result(request: dict[str, Any], result: RunResult) -> None:
+    """What came of an answer: for a revise, the revised plan that waits; otherwise the run's summary."""
+    pending = result.pending
+    revised = pending is not None and pending.get("revision") and pending.get("plan_no") != request.get("plan_no")
+    if pending is None or not revised:  # ran on (or ended), or the answer itself was refused
+        _show_outcome(result)
+        return
+    incident_id = result.incident_id
+    out.print(escape(f"{incident_id}: plan {pending['plan_no']}: {pending['question']}"), soft_wrap=True)
+    for step in pending["steps"]:
+        out.print(
+            escape(f"  {step['tool']} {json.dumps(step['args'])} ({step['risk']}) digest {step['digest']}"),
+            soft_wrap=True,
+        )
+    if pending.get("error"):  # the change was not applied: the same steps wait, and why
+        err.print(f"[red]error:[/] {escape(pending['error'])}; {escape(incident_id)} still waits", soft_wrap=True)
+        raise typer.Exit(1)
+    digests = " ".join(f"--digest {step['digest']}" for step in pending["steps"])
+    out.print(
+        escape(f"{incident_id} waits for approval again: opsgraph approve {incident_id} {digests}"), soft_wrap=True
+    )
 
 
 def _show_outcome(result: RunResult) -> None:
@@ -245,7 +275,13 @@ def _show_outcome(result: RunResult) -> None:
 
 
 def _decide_on_server(
-    server: str, incident_id: str, decision: str, by: str | None, comment: str | None, digests: list[str] | None
+    server: str,
+    incident_id: str,
+    decision: str,
+    by: str | None,
+    comment: str | None,
+    digests: list[str] | None,
+    change: str | None,
 ) -> bool:
     """Answer the incident on the LangGraph server that paused it; False when it does not wait there."""
     from opsgraph.graph.remote import RemoteError, pending_on_server, resume_on_server
@@ -254,11 +290,11 @@ def _decide_on_server(
         request = pending_on_server(server, incident_id)
         if request is None:
             return False
-        result = resume_on_server(server, incident_id, _answer(request, decision, by, comment, digests))
+        result = resume_on_server(server, incident_id, _answer(request, decision, by, comment, digests, change))
     except RemoteError as error:  # an operator's error: one line, not a traceback
         err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from None
-    _show_outcome(result)
+    _show_result(request, result)
     return True
 
 
@@ -308,6 +344,23 @@ def reject(
 ) -> None:
     """Reject a paused incident's plan; nothing runs and the incident closes as rejected."""
     _decide(incident_id, "reject", by, comment, None, inventory, state_dir, approval, server)
+
+
+@app.command(rich_help_panel="Incidents")
+def revise(
+    incident_id: str,
+    change: Annotated[
+        str, typer.Argument(help="What to change, in words: 'only 128 MB', 'use TOOL instead', 'skip TOOL'.")
+    ],
+    by: DecisionBy = None,
+    digest: DecisionDigest = None,
+    inventory: InventoryOption = Path("opsgraph.yaml"),
+    state_dir: StateOption = Path(".opsgraph"),
+    approval: ApprovalOption = ApprovalMode.RISKY,
+    server: DecisionServer = None,
+) -> None:
+    """Send a paused incident's plan back to the planner with a change; the revised plan is reviewed and waits again."""
+    _decide(incident_id, "revise", by, None, digest or None, inventory, state_dir, approval, server, change)
 
 
 @incidents_app.callback(invoke_without_command=True)

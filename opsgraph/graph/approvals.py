@@ -28,8 +28,13 @@ _APPROVES_UP_TO: dict[Role, Risk | None] = {
     Role.OPERATOR: Risk.DISRUPTIVE,
     Role.ADMIN: Risk.DESTRUCTIVE,
 }
-# Saying no runs nothing, but it closes the incident: a viewer may not.
-_MAY_REJECT = (Role.OPERATOR, Role.ADMIN)
+# Saying no runs nothing, but it closes the incident; asking for another plan (revise) runs
+# nothing either, but it steers what will be proposed next: a viewer may do neither.
+_MAY_STEER = (Role.OPERATOR, Role.ADMIN)
+_STEERING = {"reject": "reject this plan", "revise": "revise this plan"}
+# How many times one incident's plan may be sent back to the planner with a change: enough for
+# a conversation, few enough that a client stuck in a loop cannot keep the planner busy forever.
+MAX_REVISIONS = 5
 
 Roles = dict[str, Role]
 
@@ -57,8 +62,8 @@ def parse_roles(text: str | None) -> Roles | None:
 
 
 def _may(role: Role, decision: str, risk: Risk) -> bool:
-    if decision == "reject":
-        return role in _MAY_REJECT
+    if decision in _STEERING:
+        return role in _MAY_STEER
     ceiling = _APPROVES_UP_TO[role]
     return ceiling is not None and not risk.exceeds(ceiling)
 
@@ -71,9 +76,19 @@ def refusal(roles: Roles | None, by: str, decision: str, risk: Risk) -> str | No
     if role is not None and _may(role, decision, risk):
         return None
     who = ", ".join(f"{name} ({r})" for name, r in sorted(roles.items()) if _may(r, decision, risk)) or "nobody"
-    what = "reject this plan" if decision == "reject" else f"approve a {risk} step"
+    what = _STEERING.get(decision, f"approve a {risk} step")
     as_whom = f"{by} is {role}" if role is not None else f"{by} has no role in OPSGRAPH_ROLES"
     return f"{as_whom} and may not {what}; who may: {who}"
+
+
+def revisions_spent(revisions: int) -> str | None:
+    """Why this incident's plan may not be revised again after `revisions` revisions; None while it may."""
+    if revisions < MAX_REVISIONS:
+        return None
+    return (
+        f"this incident's plan was already revised {revisions} times (at most {MAX_REVISIONS}): "
+        "approve or reject the plan as it stands"
+    )
 
 
 def expired(asked_at: float, answered_at: float, ttl_s: float) -> bool:

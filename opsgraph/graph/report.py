@@ -67,6 +67,7 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
                 "args": json.loads(a["args"]),
                 "decision": a["decision"],
                 "by": a["decided_by"],
+                "comment": a["comment"],  # with revise: the change the operator asked for
                 "at": a["decided_at"],
             }
             for a in approvals

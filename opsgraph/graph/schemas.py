@@ -43,7 +43,7 @@ class ReviewedStep(_Record):
 
 
 class Approval(_Record):
-    decision: str = Field(description="approve or reject")
+    decision: str = Field(description="approve, reject or revise (a change asked, in `comment`)")
     by: str
     digests: list[str] = Field(description="The exact steps (by digest) this answer covers")
     comment: str | None = None

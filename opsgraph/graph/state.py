@@ -32,6 +32,10 @@ class IncidentState(IncidentInput, total=False):
     # The approval request of the current plan: {"plan_no", "asked_at", "error"}. Kept in the
     # state so that asked_at stays the same when LangGraph re-runs the approval node on resume.
     approval_request: dict[str, Any]
+    # An operator's change to the plan, asked at its approval (agents.records.PlanRevision with no
+    # note yet): the planner answers it with a revised plan and clears it, so it is used once.
+    operator_change: dict[str, Any] | None
+    revisions: int  # how many times this incident's plan was sent back with a change
     actions: Annotated[list[dict[str, Any]], operator.add]  # schemas.ActionRecord, append-only
     verification: dict[str, Any]  # schemas.Verification
     attempt: int

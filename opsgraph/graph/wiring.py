@@ -2,7 +2,8 @@
 
 detector → diagnostician → planner → approval → executor → verifier → report, with
 conditional hops expressed by the nodes themselves (`Command(goto=...)`): detector may
-end early, approval may go straight to report, verifier may loop back.
+end early, approval may go straight to report or back to the planner (an operator's
+change), verifier may loop back.
 """
 
 from __future__ import annotations

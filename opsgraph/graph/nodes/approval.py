@@ -15,6 +15,11 @@ replays a node's earlier answers on resume, and an answer judged in a later run 
 meet other rules or another clock. For the same reason the request's `asked_at` lives
 in the state, written by a first run before anyone is asked, so that replays see the
 same time; only a too-late approval renews it.
+
+Besides yes and no, an operator may answer with a change ("only 128 MB"): `revise` sends
+the plan back to the planner with the change in the state; the revised plan is reviewed by
+the policy like any other and asked again, bound to its own digests. A change the planner
+could not apply comes back as the same steps, asked again with why in the request's `error`.
 """
 
 from __future__ import annotations
@@ -26,23 +31,27 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsgraph.agents.records import Plan
-from opsgraph.graph.approvals import RolesError, expired, parse_roles, refusal
+from opsgraph.agents.records import Plan, PlanRevision
+from opsgraph.graph.approvals import MAX_REVISIONS, RolesError, expired, parse_roles, refusal, revisions_spent
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.schemas import Approval, ReviewedStep, StepVerdict
 from opsgraph.graph.state import IncidentState, conclude, event
 from opsgraph.settings import Settings, load_settings
 from opsgraph.tools.risk import Risk
 
+# An operator's change is read by the planner (and a model's prompt): a paragraph, not a document.
+MAX_CHANGE_CHARS = 2000
+
 
 class OperatorAnswer(BaseModel):
     """What resuming an approval interrupt must carry: `Command(resume={...})`."""
 
     model_config = ConfigDict(extra="forbid")
-    decision: Literal["approve", "reject"]
+    decision: Literal["approve", "reject", "revise"]
     by: str = Field(min_length=1, description="Who decided (recorded in the ledger)")
     digests: list[str] | None = Field(None, description="If given, must equal the digests of the steps asked about")
     comment: str | None = None
+    change: str | None = Field(None, description="With revise (only): what the planner should change, in words")
 
 
 class Refused(BaseModel):
@@ -53,7 +62,12 @@ class Refused(BaseModel):
 
 
 def approval_request(
-    incident_id: str, plan: Plan, asked: list[ReviewedStep], request: dict[str, Any], ttl_s: float
+    incident_id: str,
+    plan: Plan,
+    asked: list[ReviewedStep],
+    request: dict[str, Any],
+    ttl_s: float,
+    revisions_left: int,
 ) -> dict[str, Any]:
     """The interrupt payload: what is asked, of which exact steps, which answers are valid, and until when."""
     return {
@@ -74,8 +88,17 @@ def approval_request(
             }
             for r in asked
         ],
-        "allowed_decisions": ["approve", "reject"],
-        "answer_format": {"decision": "approve | reject", "by": "your name", "digests": [r.digest for r in asked]},
+        "allowed_decisions": ["approve", "reject", *(["revise"] if revisions_left > 0 else [])],
+        "answer_format": {
+            "decision": "approve | reject | revise",
+            "by": "your name",
+            "digests": [r.digest for r in asked],
+            "change": f"with revise only: what to change, in words (e.g. 'only 128 MB', 'use TOOL instead', "
+            f"'skip TOOL'), at most {MAX_CHANGE_CHARS} characters; the revised plan is asked again",
+        },
+        "plan_no": request["plan_no"],
+        "revision": plan.revision.model_dump(mode="json") if plan.revision is not None else None,
+        "revisions_left": revisions_left,
         "asked_at": request["asked_at"],
         "expires_at": request["asked_at"] + ttl_s,  # an approval after this is refused and asked again
         "plan_backend": plan.backend,
@@ -94,14 +117,28 @@ def _riskiest(asked: list[ReviewedStep]) -> Risk:
     return max((r.risk for r in asked if r.risk is not None), key=lambda risk: risk.rank, default=Risk.DESTRUCTIVE)
 
 
+def _revise_refusal(answer: OperatorAnswer, revisions: int) -> str | None:
+    """Why a `change` is not acceptable with this answer: missing, empty, too long, out of place, one too many."""
+    if answer.decision != "revise":
+        return None if answer.change is None else f"`change` goes with decision revise only, not {answer.decision}"
+    text = (answer.change or "").strip()
+    if not text:
+        return "a revise answer needs a non-empty `change`: what the planner should do differently, e.g. 'only 128 MB'"
+    if len(text) > MAX_CHANGE_CHARS:
+        return f"the change is {len(text)} characters long, at most {MAX_CHANGE_CHARS} are taken: say it shorter"
+    return revisions_spent(revisions)
+
+
 def _judge(
-    raw: object, asked: list[ReviewedStep], asked_at: float, answered_at: float, settings: Settings
+    raw: object, asked: list[ReviewedStep], asked_at: float, answered_at: float, settings: Settings, revisions: int
 ) -> OperatorAnswer | Refused:
     """Accept a resume value, or say why not: malformed, other steps, not this person's to give, too late."""
     try:
         answer = OperatorAnswer.model_validate(raw)
     except ValidationError as error:
         return Refused(why=f"answer not understood: {error.errors(include_url=False)}")
+    if (bad_change := _revise_refusal(answer, revisions)) is not None:
+        return Refused(why=bad_change)
     if answer.digests is not None and sorted(answer.digests) != sorted(r.digest for r in asked):
         return Refused(why="the answer's digests do not match the steps asked about: the plan you saw is not this one")
     try:
@@ -111,7 +148,7 @@ def _judge(
     not_allowed = refusal(roles, answer.by, answer.decision, _riskiest(asked))
     if not_allowed is not None:
         return Refused(why=not_allowed)
-    # A rejection runs nothing, so it stands however late it comes.
+    # A rejection or a revision runs nothing, so it stands however late it comes.
     if answer.decision == "approve" and expired(asked_at, answered_at, settings.approval_ttl_s):
         age = answered_at - asked_at
         return Refused(
@@ -126,7 +163,14 @@ def _request(plan_no: int, asked_at: float, error: str | None = None) -> dict[st
     return {"plan_no": plan_no, "asked_at": asked_at, "error": error}
 
 
-def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal["approval", "executor", "report"]]:
+def _revision_error(plan: Plan) -> str | None:
+    """A plan that answers a change with the same steps is asked again saying why (not escalated)."""
+    return plan.revision.note if plan.revision is not None and plan.revision.unchanged else None
+
+
+def approval(
+    state: IncidentState, runtime: Runtime[Context]
+) -> Command[Literal["approval", "executor", "planner", "report"]]:
     ctx = context_of(runtime.context)
     incident_id = state["incident_id"]
     plan = Plan.model_validate(state["plan"])
@@ -154,12 +198,14 @@ def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     if request is None or request["plan_no"] != plan_no:
         # First run for this plan: checkpoint when it was asked before anyone is asked.
         ctx.ledger.set_status(incident_id, "awaiting_approval")
-        return Command(goto="approval", update={"approval_request": _request(plan_no, now)})
+        return Command(goto="approval", update={"approval_request": _request(plan_no, now, _revision_error(plan))})
 
     settings = load_settings()
-    raw = interrupt(approval_request(incident_id, plan, asked, request, settings.approval_ttl_s))
+    revisions = state.get("revisions", 0)
+    left = max(MAX_REVISIONS - revisions, 0)
+    raw = interrupt(approval_request(incident_id, plan, asked, request, settings.approval_ttl_s, left))
     answered_at = time.time()
-    parsed = _judge(raw, asked, request["asked_at"], answered_at, settings)
+    parsed = _judge(raw, asked, request["asked_at"], answered_at, settings, revisions)
     if isinstance(parsed, Refused):  # ask again, in a new run of this node
         asked_at = answered_at if parsed.renew else request["asked_at"]
         return Command(
@@ -170,16 +216,29 @@ def approval(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             },
         )
 
+    change = (parsed.change or "").strip()
     decided = Approval(
         decision=parsed.decision,
         by=parsed.by,
         digests=[r.digest for r in asked],
-        comment=parsed.comment,
+        # A revision's row keeps the change asked, with the steps it was asked of.
+        comment="\n".join(text for text in (change, parsed.comment) if text) or None,
         at=answered_at,
     )
     for step in asked:
         ctx.ledger.record_approval(incident_id, plan_no, step, decided)
     ctx.ledger.set_status(incident_id, "open")
+    if parsed.decision == "revise":
+        asked_change = PlanRevision(of_plan=plan_no, by=parsed.by, change=change)
+        note = event("approval", f"{parsed.by} asked for a change to plan {plan_no}: {change!r}", decided.at)
+        return Command(
+            goto="planner",
+            update={
+                "operator_change": asked_change.model_dump(mode="json"),
+                "revisions": revisions + 1,
+                "timeline": [note],
+            },
+        )
     if parsed.decision == "reject":
         detail = f"{parsed.by} rejected the plan: {parsed.comment or 'no comment'}"
         return Command(goto="report", update=conclude("rejected", detail, "approval", decided.at))
