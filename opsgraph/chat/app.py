@@ -179,9 +179,17 @@ async def _answer(session: _Session, incident_id: str, digests: list[str] | None
         return
     finally:
         session.driving.discard(incident_id)
-    if result.pending is not None and result.pending.get("error"):
+    if result.pending is not None and _refused(result.pending):
         await _say(f"✖ The answer was refused: {result.pending['error']}")
     await _show_result(session, result)
+
+
+def _refused(request: dict[str, Any]) -> bool:
+    """The graph judged the answer and refused it (roles, digests, expiry) — not a change it could not apply."""
+    if not request.get("error"):
+        return False
+    revision = request.get("revision")
+    return not (revision and revision.get("unchanged") and request["error"] == revision.get("note"))
 
 
 @cl.action_callback("approve")

@@ -64,8 +64,13 @@ def plan(pending: Pending, backend_note: str = "") -> str:
     lines = [f"### Approval needed: `{pending.incident_id}`{where}", request["question"]]
     if request.get("warning"):
         lines.append(f"> ⚠ **{request['warning']}**")
-    if request.get("error"):
+    revision = request.get("revision")
+    if revision and revision.get("unchanged"):
+        lines.append(f"> ✖ Your change (*{revision['change']}*) was not applied: {revision['note']}")
+    elif request.get("error"):
         lines.append(f"> ✖ The last answer was not accepted: {request['error']}")
+    if revision and not revision.get("unchanged"):
+        lines.append(f"> Revised plan: {revision['by']} asked *{revision['change']}* of plan {revision['of_plan']}.")
     for step in request["steps"]:
         lines += [
             f"#### Step {step['index']}: `{step['tool']}` — risk **{step['risk']}**",
