@@ -236,3 +236,24 @@ def test_an_incident_paused_on_the_server_is_approved_with_the_cli(server: Serve
     again = approve("--server", server.url)
     assert again.returncode == 1 and "is not waiting for an approval" in again.stderr
     assert probe(cache).health is Health.HEALTHY
+
+
+def test_an_incident_paused_on_the_server_is_found_and_approved_by_the_chat(
+    server: Server, client: SyncLangGraphClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat lists a plan Studio paused (via OPSGRAPH_LANGGRAPH_URL) and its answer resumes it there."""
+    from opsgraph.chat.service import ChatService
+
+    monkeypatch.setenv("OPSGRAPH_LANGGRAPH_URL", server.url)
+    fill_redis_memory(server.stack.inventory.get("cache"))
+    incident_id = str(uuid.uuid4())
+    client.threads.create(thread_id=incident_id)
+    client.runs.wait(incident_id, GRAPH_ID, input={"resource": "cache"}, context=FAST)
+    chat = ChatService(server.stack.context())
+    [pending] = [p for p in chat.pending() if p.incident_id == incident_id]
+    assert pending.server == server.url and pending.request["steps"][0]["tool"] == "redis_scale_memory"
+    result = chat.answer(pending, {"decision": "approve", "by": "alice", "digests": pending.digests})
+    assert result.pending is None and result.values["outcome"] == "resolved"
+    [decided] = chat.ledger.approvals(incident_id)
+    assert (decided["decided_by"], decided["decision"]) == ("alice", "approve")
+    assert chat.pending_for(incident_id) is None
