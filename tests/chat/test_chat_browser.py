@@ -115,6 +115,11 @@ def results(stack: Stack) -> list[dict[str, Any]]:
     return [{**a, "args": json.loads(a["args"])} for a in rows if a["phase"] == "result"]
 
 
+def scaled(stack: Stack) -> list[dict[str, Any]]:
+    """The memory raises that ran (a plan may also hold a safe `redis_memory_purge`, which runs unasked)."""
+    return [a for a in results(stack) if a["tool"] == "redis_scale_memory"]
+
+
 def maxmemory_mb(stack: Stack) -> int:
     value = redis_client(stack.inventory.get("cache")).config_get("maxmemory")["maxmemory"]
     return int(str(value)) // 2**20
@@ -134,9 +139,9 @@ def test_fix_the_cache_then_approve_shows_the_verified_resolution(stack: Stack, 
         expect(page.get_by_text(": resolved")).to_be_visible()
         expect(page.get_by_text("data survived: True").last).to_be_visible()
         screenshot(page, "resolved")
-    ran = results(stack)
-    assert [(a["tool"], a["status"]) for a in ran] == [("redis_scale_memory", "ok")]
-    assert maxmemory_mb(stack) == ran[0]["args"]["maxmemory_mb"] > 32
+    [ran] = scaled(stack)
+    assert ran["status"] == "ok"
+    assert maxmemory_mb(stack) == ran["args"]["maxmemory_mb"] > 32
 
 
 def test_reject_runs_nothing(stack: Stack, browser: Browser) -> None:
@@ -164,8 +169,7 @@ def test_a_typed_change_is_planned_again_and_the_revised_arguments_run(stack: St
         expect(page.get_by_text('"maxmemory_mb": 128').last).to_be_visible()
         page.get_by_role("button", name="Approve").click()
         expect(page.get_by_text(": resolved")).to_be_visible()
-    ran = results(stack)
-    assert [(a["tool"], a["args"]["maxmemory_mb"], a["status"]) for a in ran] == [("redis_scale_memory", 128, "ok")]
+    assert [(a["args"]["maxmemory_mb"], a["status"]) for a in scaled(stack)] == [(128, "ok")]
     assert maxmemory_mb(stack) == 128
 
 
@@ -177,7 +181,7 @@ def test_an_incident_opened_by_watch_is_approved_in_the_chat(stack: Stack, brows
             expect(page.get_by_text("New incident")).to_be_visible()
             page.get_by_role("button", name="Approve").click()
             expect(page.get_by_text(": resolved")).to_be_visible()
-    assert [a["tool"] for a in results(stack)] == ["redis_scale_memory"]
+    assert [a["status"] for a in scaled(stack)] == ["ok"]
 
 
 def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, browser: Browser) -> None:
