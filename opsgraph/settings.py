@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         default=None,
         description="Who may approve what, e.g. alice=admin,bob=operator,carol=viewer; unset: everyone may.",
     )
+    chat_users: SecretStr | None = Field(
+        default=None,
+        description="Who may log in to the chat, as name:hash,... (`opsgraph chat hash-password`); needs "
+        "CHAINLIT_AUTH_SECRET.",
+    )
+    chat_database_url: SecretStr | None = Field(
+        default=None,
+        description="The chat's history database (postgresql://...); unset: chat.sqlite in the state folder.",
+    )
     # Caps on what OpsGraph does unattended (see opsgraph/graph/caps.py): counted from the ledger's action rows.
     resource_action_cap: int = Field(
         default=3, ge=0, description="Disruptive or destructive actions per resource per window, then it is held."

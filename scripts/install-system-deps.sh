@@ -18,6 +18,8 @@ command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+# The chat's browser tests drive Debian's Chromium through Playwright (its own browser download does not work).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -4,6 +4,11 @@ The chat runs as `chainlit run opsgraph/chat/app.py` in this process's place (ex
 inventory and state folder handed over as settings, so it drives the same graph, checkpoints
 and ledger as every other command. Chainlit writes its files (`.chainlit/`, `.files/`,
 `chainlit.md`) in its app root: that is `<state folder>/chat`, never the checkout.
+
+`opsgraph chat hash-password` makes an entry of OPSGRAPH_CHAT_USERS. The password is read from
+a hidden prompt (asked twice) on a terminal, or as one line from standard input otherwise
+(`… | opsgraph chat hash-password`), never from an argument, which the shell history and `ps`
+would show. Only the salted hash is printed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import typer
 from opsgraph.cli.app import InventoryOption, StateOption, app, inventory_or_exit, local_stack
 from opsgraph.cli.console import err, fail, progress
 from opsgraph.mcp_server import is_loopback
+from opsgraph.passwords import PasswordError, hash_password
 
 chat_app = typer.Typer(help="The operator chat: incidents, plans and approvals in a browser.")
 app.add_typer(chat_app, name="chat", rich_help_panel="Incidents")
@@ -80,3 +86,16 @@ def chat(
     err.print(f"chat on http://{host}:{port} (inventory {inventory}, state {state_dir}); Ctrl-C stops")
     command = chat_command(host, port, root)
     os.execve(command[0], command, chat_environment(inventory, state_dir, root))
+
+
+@chat_app.command("hash-password")
+def hash_password_command() -> None:
+    """Print a salted scrypt hash of a password, for OPSGRAPH_CHAT_USERS=name:<hash>,..."""
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(hash_password(password))
+    except PasswordError as error:
+        fail(f"{error}: give the password on standard input or at the prompt", 2)
