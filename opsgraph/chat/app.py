@@ -28,13 +28,17 @@ from chainlit.types import ThreadDict
 from langchain_core.language_models import BaseChatModel
 
 from opsgraph.agents.models import ModelConfigError, build_chat_model, model_spec_from_env
-from opsgraph.chat import agent, render
+from opsgraph.chat import agent, auth, history, render
 from opsgraph.chat.router import Intent, IntentKind, help_text, route
 from opsgraph.chat.service import AnswerRefused, ChatService, Pending
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.runtime import RunResult
+from opsgraph.settings import load_settings
 
 log = logging.getLogger(__name__)
+_settings = load_settings()
+auth.install(_settings)  # login when CHAINLIT_AUTH_SECRET is set; a half-configured login stops the server here
+history.install(_settings)  # conversations in <home>/chat.sqlite, or OPSGRAPH_CHAT_DATABASE_URL
 FOLLOW_INTERVAL_S = 1.0  # how often an open conversation looks for news in the ledger
 ANONYMOUS = "chat-anonymous"  # who answers when login is off: no role, so refused once OPSGRAPH_ROLES is set
 

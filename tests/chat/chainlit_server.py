@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -47,6 +47,7 @@ STOP_TIMEOUT_S = 30.0
 _ISOLATED_PREFIXES = ("OPSGRAPH_", "CHAINLIT_", "OAUTH_")
 ASYNC_TIMEOUT_S = 120.0
 T = TypeVar("T")
+Command = Callable[[int], list[str]]  # the server's command line, given its port
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,29 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
+def opsgraph_chat_command(inventory: Path, state_dir: Path) -> Command:
+    """The documented way to serve the chat: `opsgraph chat --no-up` on this inventory and state folder."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "opsgraph", "chat", "--no-up", "--port", str(port),
+            "--inventory", str(inventory), "--state-dir", str(state_dir),
+        ]  # fmt: skip
+
+    return command
+
+
 @contextmanager
-def chainlit_server(app: Path, folder: Path, env: Mapping[str, str] | None = None) -> Iterator[ChainlitServer]:
-    """`chainlit run APP` in `folder` with `env` (see the module doc), stopped when the block ends."""
+def chainlit_server(
+    app: Path, folder: Path, env: Mapping[str, str] | None = None, command: Command | None = None
+) -> Iterator[ChainlitServer]:
+    """`chainlit run APP`, or `command(port)`, in `folder` with `env` (see the module doc), until the block ends."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "chainlit.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            _command(app, port),
+            command(port) if command is not None else _command(app, port),
             cwd=folder,
             env=server_environment(folder, env or {}),
             stdout=sink,

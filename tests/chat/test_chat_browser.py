@@ -8,48 +8,26 @@ read, click. The ledger is the witness of what ran.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
-from support import Stack, free_port, redis_resource, running_stack, wait_for, watching
+from playwright.sync_api import Page, expect
+from support import Stack, redis_resource, running_stack, watching
 
+from chat.chainlit_server import CHAT_APP, auth_env, chainlit_server, log_in, opsgraph_chat_command, send_message
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults import fill_redis_memory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "chat"
 WAIT_MS = 90_000  # a whole incident graph on a loaded 2-core machine
 expect.set_options(timeout=WAIT_MS)  # the assertions' own default is 5 s, whatever the page's is
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make setup installs it)")
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-    yield browser
-    browser.close()
+PASSWORDS = {"alice": "alice-pw-1", "carol": "carol-pw-3"}
+ROLES = {"alice": "operator", "carol": "viewer"}
 
 
 @pytest.fixture
@@ -58,49 +36,27 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
+@pytest.fixture
+def login() -> dict[str, str]:
+    """Login on: alice is an operator, carol a viewer (one secret for every server of the test)."""
+    return auth_env(PASSWORDS, ROLES)
+
+
 @contextmanager
-def chat_server(stack: Stack, **env: str) -> Iterator[str]:
-    """`opsgraph chat --no-up` on a free port; yields its URL once it answers; its log on failure."""
-    port = free_port()
-    command = [sys.executable, "-m", "opsgraph", "chat", "--no-up", "--port", str(port)]
-    command += ["--inventory", str(stack.inventory_path), "--state-dir", str(stack.state_dir)]
-    log_path = stack.state_dir.parent / f"chat-{port}.log"
-    environment = {**os.environ, "OPSGRAPH_RESOURCE_ACTION_CAP": "1000", **env}
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"the chat server exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(answers, f"the chat server on {url}", timeout_s=60)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        # Shown by pytest only when the test failed: what the chat (and a watcher) said meanwhile.
-        for log_file in sorted(stack.state_dir.parent.glob("*.log")):
-            print(f"---- {log_file.name}\n{log_file.read_text()[-4000:]}")
+def chat_server(stack: Stack, env: dict[str, str]) -> Iterator[str]:
+    """`opsgraph chat --no-up` on a free port over this stack; yields its URL once it answers."""
+    folder = stack.state_dir.parent / "chat-server"
+    settings = {"OPSGRAPH_RESOURCE_ACTION_CAP": "1000", **env}  # the suite's cap: its servers see only what we give
+    command = opsgraph_chat_command(stack.inventory_path, stack.state_dir)
+    with chainlit_server(CHAT_APP, folder, settings, command) as server:
+        yield server.url
 
 
-def open_chat(browser: Browser, url: str) -> Page:
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+def open_chat(page: Page, url: str, user: str = "alice") -> Page:
     page.set_default_timeout(WAIT_MS)
-    page.goto(url)
+    log_in(page, url, user, PASSWORDS[user])
     expect(page.get_by_text("Health now").first).to_be_visible()
     return page
-
-
-def say(page: Page, text: str) -> None:
-    page.locator("#chat-input").fill(text)
-    page.keyboard.press("Enter")
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -125,11 +81,13 @@ def maxmemory_mb(stack: Stack) -> int:
     return int(str(value)) // 2**20
 
 
-def test_fix_the_cache_then_approve_shows_the_verified_resolution(stack: Stack, browser: Browser) -> None:
+def test_fix_the_cache_then_approve_shows_the_verified_resolution(
+    stack: Stack, page: Page, login: dict[str, str]
+) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
-    with chat_server(stack) as url:
-        page = open_chat(browser, url)
-        say(page, "fix the cache")
+    with chat_server(stack, login) as url:
+        open_chat(page, url)
+        send_message(page, "fix the cache")
         approve = page.get_by_role("button", name="Approve")
         expect(approve).to_be_visible()
         expect(page.get_by_text("redis_scale_memory").last).to_be_visible()
@@ -142,13 +100,16 @@ def test_fix_the_cache_then_approve_shows_the_verified_resolution(stack: Stack, 
     [ran] = scaled(stack)
     assert ran["status"] == "ok"
     assert maxmemory_mb(stack) == ran["args"]["maxmemory_mb"] > 32
+    [incident] = Ledger(stack.state_dir / "ledger.sqlite").incidents()
+    [decided] = Ledger(stack.state_dir / "ledger.sqlite").approvals(incident["incident_id"])
+    assert (decided["decision"], decided["decided_by"]) == ("approve", "alice")  # the logged-in operator
 
 
-def test_reject_runs_nothing(stack: Stack, browser: Browser) -> None:
+def test_reject_runs_nothing(stack: Stack, page: Page, login: dict[str, str]) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
-    with chat_server(stack) as url:
-        page = open_chat(browser, url)
-        say(page, "fix the cache")
+    with chat_server(stack, login) as url:
+        open_chat(page, url)
+        send_message(page, "fix the cache")
         page.get_by_role("button", name="Reject").click()
         expect(page.get_by_text(": rejected")).to_be_visible()
     assert results(stack) == []
@@ -157,15 +118,17 @@ def test_reject_runs_nothing(stack: Stack, browser: Browser) -> None:
     assert [row["status"] for row in ledger.incidents()] == ["rejected"]
 
 
-def test_a_typed_change_is_planned_again_and_the_revised_arguments_run(stack: Stack, browser: Browser) -> None:
+def test_a_typed_change_is_planned_again_and_the_revised_arguments_run(
+    stack: Stack, page: Page, login: dict[str, str]
+) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
-    with chat_server(stack) as url:
-        page = open_chat(browser, url)
-        say(page, "fix the cache")
+    with chat_server(stack, login) as url:
+        open_chat(page, url)
+        send_message(page, "fix the cache")
         expect(page.get_by_role("button", name="Approve")).to_be_visible()
-        say(page, "why do you want to do that?")
+        send_message(page, "why do you want to do that?")
         expect(page.get_by_text("still waiting for your answer")).to_be_visible()
-        say(page, "only 128 MB")
+        send_message(page, "only 128 MB")
         expect(page.get_by_text('"maxmemory_mb": 128').last).to_be_visible()
         page.get_by_role("button", name="Approve").click()
         expect(page.get_by_text(": resolved")).to_be_visible()
@@ -173,9 +136,9 @@ def test_a_typed_change_is_planned_again_and_the_revised_arguments_run(stack: St
     assert maxmemory_mb(stack) == 128
 
 
-def test_an_incident_opened_by_watch_is_approved_in_the_chat(stack: Stack, browser: Browser) -> None:
-    with chat_server(stack) as url:
-        page = open_chat(browser, url)
+def test_an_incident_opened_by_watch_is_approved_in_the_chat(stack: Stack, page: Page, login: dict[str, str]) -> None:
+    with chat_server(stack, login) as url:
+        open_chat(page, url)
         with watching(stack, "risky"):
             fill_redis_memory(stack.inventory.get("cache"))
             expect(page.get_by_text("New incident")).to_be_visible()
@@ -184,18 +147,40 @@ def test_an_incident_opened_by_watch_is_approved_in_the_chat(stack: Stack, brows
     assert [a["status"] for a in scaled(stack)] == ["ok"]
 
 
-def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, browser: Browser) -> None:
+def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, page: Page, login: dict[str, str]) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
     with incident_graph(stack.state_dir) as graph:
         paused = start_incident(graph, stack.context(), "cache", "inc-restart-cache")
     assert paused.pending is not None
-    with chat_server(stack) as url:
-        page = open_chat(browser, url)
+    with chat_server(stack, login) as url:
+        open_chat(page, url)
         expect(page.get_by_text("Approval needed: inc-restart-cache")).to_be_visible()
-    with chat_server(stack) as url:  # a new server process: nothing of the first one's memory
-        page = open_chat(browser, url)
+        send_message(page, "what's wrong?")
+        expect(page.get_by_text("Open incidents:").nth(1)).to_be_visible()  # answered: the conversation has a turn
+    with chat_server(stack, login) as url:  # a new server process: nothing of the first one's memory
+        page.goto(url)  # still logged in: the same secret signed the cookie
         expect(page.get_by_text("Approval needed: inc-restart-cache")).to_be_visible()
+        screenshot(page, "after-restart")
+        history = page.locator("#thread-history")
+        expect(history.get_by_text("what's wrong?")).to_be_visible()  # the earlier conversation, from chat.sqlite
         page.get_by_role("button", name="Approve").click()
         expect(page.get_by_text(": resolved")).to_be_visible()
     record = Ledger(stack.state_dir / "ledger.sqlite").incident("inc-restart-cache")
     assert record is not None and record["status"] == "resolved"
+
+
+def test_a_viewer_sees_the_plan_but_cannot_approve_it(stack: Stack, page: Page, login: dict[str, str]) -> None:
+    fill_redis_memory(stack.inventory.get("cache"))
+    with incident_graph(stack.state_dir) as graph:
+        paused = start_incident(graph, stack.context(), "cache", "inc-viewer-cache")
+    assert paused.pending is not None
+    with chat_server(stack, login) as url:
+        open_chat(page, url, "carol")
+        expect(page.get_by_text("Approval needed: inc-viewer-cache")).to_be_visible()
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_text("carol is viewer and may not approve").first).to_be_visible()
+    ledger = Ledger(stack.state_dir / "ledger.sqlite")
+    assert ledger.approvals("inc-viewer-cache") == [] and results(stack) == []
+    record = ledger.incident("inc-viewer-cache")
+    assert record is not None and record["status"] == "awaiting_approval"
+    assert maxmemory_mb(stack) == 32
