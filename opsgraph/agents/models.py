@@ -4,14 +4,17 @@ Nothing here runs at import. `model_spec_from_env` answers "is a model configure
 (None means: use the runbook backend); `build_chat_model` turns a spec into a LangChain
 chat model with a request timeout and a bounded number of retries, for any provider
 `init_chat_model` knows (``google_genai:gemini-2.5-flash``, ``ollama:llama3``,
-``openai:gpt-4o-mini`` — an OpenAI-compatible endpoint through ``OPENAI_BASE_URL``).
+``openai:gpt-4o-mini`` — an OpenAI-compatible endpoint through ``OPENAI_BASE_URL``), and
+the emulator ``scripted:PATH`` (replies replayed from a JSON file, for offline demos and tests).
 Both read the model and provider settings from `opsgraph.settings` (the environment
 over `.env`) unless given a mapping.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -19,6 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from opsgraph.settings import load_settings
 
 DEFAULT_GEMINI = "google_genai:gemini-2.5-flash"
+SCRIPTED = "scripted"  # the emulator: `scripted:PATH` replays a JSON file of replies (see `scripted_model`)
 _GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 
@@ -75,6 +79,8 @@ def build_chat_model(
 
     env = load_settings().model_environment() if env is None else env
     provider, model = split_spec(spec)
+    if provider == SCRIPTED:
+        return scripted_model(model)
     try:
         chat = init_chat_model(
             model, model_provider=provider, **_provider_kwargs(provider, timeout_s, max_retries, env)
@@ -90,6 +96,28 @@ def build_chat_model(
     if not isinstance(chat, BaseChatModel):
         raise ModelConfigError(f"model {spec!r} did not build a chat model (got {type(chat).__name__})")
     return chat
+
+
+def scripted_model(path: str) -> BaseChatModel:
+    """The emulated model of ``scripted:PATH``: `ScriptedChatModel` replaying the replies in a JSON file.
+
+    For offline demos and the tests of processes that build their own model (the chat server):
+    it reasons about nothing. The file is a list of replies, each ``{"text": "..."}`` or
+    ``{"tool_calls": [{"name": "...", "args": {...}}], "text": "..."}``.
+    """
+    from opsgraph.agents.llm.scripted import ScriptedChatModel, text, tool_calls
+
+    try:
+        replies = json.loads(Path(path).read_text())
+        script = [
+            tool_calls(*((c["name"], c["args"]) for c in r["tool_calls"]), text=r.get("text", ""))
+            if r.get("tool_calls")
+            else text(r["text"])
+            for r in replies
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelConfigError(f"scripted model {path!r}: not a readable list of replies ({error})") from error
+    return ScriptedChatModel.of(script, model=f"scripted:{Path(path).name}")
 
 
 def model_name(chat: BaseChatModel) -> str:

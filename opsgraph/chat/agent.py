@@ -29,16 +29,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
 from opsgraph.agents.compaction import compact
 from opsgraph.agents.llm import prompts
-from opsgraph.agents.llm.budget import ModelFailure, Usage
+from opsgraph.agents.llm.budget import ModelFailure, Usage, ask
 from opsgraph.agents.llm.render import framed
 from opsgraph.agents.llm.scrub import Scrubber
 from opsgraph.agents.llm.tools import catalogue_tools
@@ -270,22 +269,12 @@ def _system(tools: ChatTools) -> str:
     return f"{SYSTEM}\nNow: {_local(now, tools.tz)} local time. Resources: {resources}."
 
 
-def _ask(model: Runnable[LanguageModelInput, Any], messages: list[BaseMessage], usage: Usage) -> AIMessage:
-    usage.before_call(messages)
-    reply = model.invoke(messages)
-    usage.after_call(messages, reply)
-    if not isinstance(reply, AIMessage):
-        raise ModelFailure(f"model replied with {type(reply).__name__}, not a message")
-    messages.append(reply)
-    return reply
-
-
 def _converse(model: BaseChatModel, session: _Session, messages: list[BaseMessage], usage: Usage, turns: int) -> str:
     offered = list(session.offered.values())
     bound = model.bind_tools(offered)
     usage.overhead_chars = len(json.dumps([convert_to_openai_tool(t) for t in offered]))
     for _ in range(turns):
-        reply = _ask(bound, messages, usage)
+        reply = ask(bound, messages, usage)
         if not reply.tool_calls:
             if not reply.text.strip():
                 raise ModelFailure("the model's reply was empty")
@@ -294,7 +283,7 @@ def _converse(model: BaseChatModel, session: _Session, messages: list[BaseMessag
             messages.append(session.run(call["name"], call["args"], call["id"]))
     messages.append(HumanMessage(FINAL))
     usage.overhead_chars = 0
-    final = _ask(model, messages, usage)  # unbound: tool calls asked for now are not run
+    final = ask(model, messages, usage)  # unbound: tool calls asked for now are not run
     if not final.text.strip():
         raise ModelFailure(f"no answer after {turns} tool rounds")
     return final.text

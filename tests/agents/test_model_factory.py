@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from opsgraph.agents.llm import ModelReasoner, reasoner_for
@@ -69,3 +72,21 @@ def test_reasoner_for_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "test-key-not-real")
     reasoner = reasoner_for("auto")
     assert isinstance(reasoner, ModelReasoner) and reasoner.name == "gemini-2.5-flash"
+
+
+def test_the_scripted_emulator_replays_a_json_file_of_replies(tmp_path: Path) -> None:
+    from opsgraph.agents.models import ModelConfigError, build_chat_model
+
+    script = tmp_path / "replies.json"
+    script.write_text(
+        json.dumps([{"tool_calls": [{"name": "redis_info", "args": {"resource": "cache"}}]}, {"text": "ok"}])
+    )
+    model = build_chat_model(f"scripted:{script}")
+    first = model.invoke("hello")
+    assert [(c["name"], c["args"]) for c in first.tool_calls] == [("redis_info", {"resource": "cache"})]
+    assert model.invoke("again").content == "ok"
+    script.write_text('[{"txet": "typo"}]')
+    with pytest.raises(ModelConfigError, match="not a readable list of replies"):
+        build_chat_model(f"scripted:{script}")
+    with pytest.raises(ModelConfigError, match=r"no-such\.json"):
+        build_chat_model(f"scripted:{tmp_path / 'no-such.json'}")

@@ -13,11 +13,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import socketio
 from playwright.sync_api import Page, expect
 from support import Stack, redis_resource, running_stack, watching
 
-from chat.chainlit_server import CHAT_APP, auth_env, chainlit_server, log_in, opsgraph_chat_command, send_message
+from chat.chainlit_server import (
+    CHAT_APP,
+    auth_env,
+    chainlit_server,
+    log_in,
+    opsgraph_chat_command,
+    run_async,
+    send_message,
+    socket_client,
+)
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.runtime import incident_graph, start_incident
 from opsgraph.tools.connections import redis_client
@@ -76,14 +87,19 @@ def scaled(stack: Stack) -> list[dict[str, Any]]:
     return [a for a in results(stack) if a["tool"] == "redis_scale_memory"]
 
 
+def paused_by_another_process(stack: Stack, incident_id: str) -> None:
+    """Memory pressure, and an incident on it that waits for its approval (as `opsgraph fix` leaves one)."""
+    fill_redis_memory(stack.inventory.get("cache"))
+    with incident_graph(stack.state_dir) as graph:
+        assert start_incident(graph, stack.context(), "cache", incident_id).pending is not None
+
+
 def maxmemory_mb(stack: Stack) -> int:
     value = redis_client(stack.inventory.get("cache")).config_get("maxmemory")["maxmemory"]
     return int(str(value)) // 2**20
 
 
-def test_fix_the_cache_then_approve_shows_the_verified_resolution(
-    stack: Stack, page: Page, login: dict[str, str]
-) -> None:
+def test_fix_the_cache_then_approve_shows_the_resolution(stack: Stack, page: Page, login: dict[str, str]) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
     with chat_server(stack, login) as url:
         open_chat(page, url)
@@ -118,9 +134,7 @@ def test_reject_runs_nothing(stack: Stack, page: Page, login: dict[str, str]) ->
     assert [row["status"] for row in ledger.incidents()] == ["rejected"]
 
 
-def test_a_typed_change_is_planned_again_and_the_revised_arguments_run(
-    stack: Stack, page: Page, login: dict[str, str]
-) -> None:
+def test_a_typed_change_is_replanned_and_its_arguments_run(stack: Stack, page: Page, login: dict[str, str]) -> None:
     fill_redis_memory(stack.inventory.get("cache"))
     with chat_server(stack, login) as url:
         open_chat(page, url)
@@ -148,10 +162,7 @@ def test_an_incident_opened_by_watch_is_approved_in_the_chat(stack: Stack, page:
 
 
 def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, page: Page, login: dict[str, str]) -> None:
-    fill_redis_memory(stack.inventory.get("cache"))
-    with incident_graph(stack.state_dir) as graph:
-        paused = start_incident(graph, stack.context(), "cache", "inc-restart-cache")
-    assert paused.pending is not None
+    paused_by_another_process(stack, "inc-restart-cache")
     with chat_server(stack, login) as url:
         open_chat(page, url)
         expect(page.get_by_text("Approval needed: inc-restart-cache")).to_be_visible()
@@ -169,12 +180,25 @@ def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, page: P
     assert record is not None and record["status"] == "resolved"
 
 
-def test_a_viewer_sees_the_plan_but_cannot_approve_it(stack: Stack, page: Page, login: dict[str, str]) -> None:
-    fill_redis_memory(stack.inventory.get("cache"))
-    with incident_graph(stack.state_dir) as graph:
-        paused = start_incident(graph, stack.context(), "cache", "inc-viewer-cache")
-    assert paused.pending is not None
+async def _connect(url: str) -> None:
+    async with socket_client(url, None):
+        pass
+
+
+def test_no_login_sees_nothing_and_a_viewer_cannot_approve(stack: Stack, page: Page, login: dict[str, str]) -> None:
+    paused_by_another_process(stack, "inc-viewer-cache")
     with chat_server(stack, login) as url:
+        # Nobody logged in: the page is the login form, the API and the websocket refuse (tests/chat/test_auth.py
+        # checks every endpoint against the same login; this is the real chat, with a plan waiting).
+        page.goto(url)
+        page.wait_for_url(f"{url}/login")
+        expect(page.locator("#email")).to_be_visible()
+        assert "inc-viewer-cache" not in page.content()
+        action = {"id": "a", "forId": "m", "name": "approve", "payload": {"incident_id": "inc-viewer-cache"}}
+        refused = httpx.post(f"{url}/project/action", json={"sessionId": "s", "action": action}, timeout=30)
+        assert refused.status_code == 401
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            run_async(_connect(url))
         open_chat(page, url, "carol")
         expect(page.get_by_text("Approval needed: inc-viewer-cache")).to_be_visible()
         page.get_by_role("button", name="Approve").click()
@@ -184,3 +208,28 @@ def test_a_viewer_sees_the_plan_but_cannot_approve_it(stack: Stack, page: Page, 
     record = ledger.incident("inc-viewer-cache")
     assert record is not None and record["status"] == "awaiting_approval"
     assert maxmemory_mb(stack) == 32
+
+
+def test_with_a_model_the_agent_answers_and_its_fix_request_runs_the_graph(
+    stack: Stack, page: Page, login: dict[str, str], tmp_path: Path
+) -> None:
+    """The conversational path, on the emulated model (`scripted:`): it reads, asks for a fix, and the
+    graph — runbook reasoning, the policy, the approval — takes it from there."""
+    script = tmp_path / "chat-model.json"
+    script.write_text(
+        json.dumps([
+            {"tool_calls": [{"name": "inventory_health", "args": {}}]},
+            {"tool_calls": [{"name": "start_fix", "args": {"resource": "cache", "reason": "memory is full"}}]},
+            {"text": "The cache is out of memory; I asked OpsGraph to fix it. Review the plan below."},
+        ])
+    )  # fmt: skip
+    fill_redis_memory(stack.inventory.get("cache"))
+    model = {"OPSGRAPH_MODEL": f"scripted:{script}", "OPSGRAPH_REASONING": "runbook"}
+    with chat_server(stack, {**login, **model}) as url:
+        open_chat(page, url)
+        send_message(page, "what is going on with the cache?")
+        expect(page.get_by_text("I asked OpsGraph to fix it")).to_be_visible()
+        expect(page.get_by_text("read by the assistant")).to_be_visible()
+        expect(page.get_by_role("button", name="Approve")).to_be_visible()
+        expect(page.get_by_text("Planned by runbook")).to_be_visible()
+    assert results(stack) == []  # the agent only asked: nothing runs before the approval

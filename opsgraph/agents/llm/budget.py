@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable
 
 # Rough chars-per-token for prompts whose usage the provider does not report.
 CHARS_PER_TOKEN = 4
@@ -80,3 +83,14 @@ def message_chars(messages: Iterable[BaseMessage]) -> int:
         for call in getattr(message, "tool_calls", []):
             total += len(json.dumps(call["args"], default=str))
     return total
+
+
+def ask(model: Runnable[LanguageModelInput, Any], messages: list[BaseMessage], usage: Usage) -> AIMessage:
+    """One model call, counted against the budget; the reply is appended to `messages` (a conversation goes on)."""
+    usage.before_call(messages)
+    reply = model.invoke(messages)
+    usage.after_call(messages, reply)
+    if not isinstance(reply, AIMessage):
+        raise ModelFailure(f"model replied with {type(reply).__name__}, not a message")
+    messages.append(reply)
+    return reply

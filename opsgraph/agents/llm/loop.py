@@ -18,7 +18,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
-from opsgraph.agents.llm.budget import ModelFailure, Usage
+from opsgraph.agents.llm.budget import ModelFailure, Usage, ask
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -47,12 +47,7 @@ class ToolLoop:
             bound = self._model.bind_tools(offered)
             usage.overhead_chars = len(json.dumps([convert_to_openai_tool(t) for t in offered]))
             for _ in range(self.max_tool_steps):
-                usage.before_call(messages)
-                reply = bound.invoke(messages)
-                usage.after_call(messages, reply)
-                if not isinstance(reply, AIMessage):
-                    raise ModelFailure(f"model replied with {type(reply).__name__}, not a message")
-                messages.append(reply)
+                reply = ask(bound, messages, usage)
                 if not reply.tool_calls:
                     if (direct := _parse_json(reply.content, schema)) is not None:
                         return direct, reads
