@@ -105,6 +105,12 @@ def _diagnosis(diagnosis: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _probe(snapshot: dict[str, Any]) -> list[str]:
+    """What the probe measured: the verdict, why, and every metric it read."""
+    metrics = ", ".join(f"{name} {value}" for name, value in sorted(snapshot.get("metrics", {}).items()))
+    return [f"**Probe of {snapshot['resource']}:** {snapshot['health']}", f"metrics: {metrics or 'none'}"]
+
+
 def _action(action: dict[str, Any]) -> list[str]:
     lines = [f"**`{action['tool']}`** {json.dumps(action['args'], sort_keys=True)} → **{action['status']}**"]
     if action.get("error"):
@@ -121,6 +127,8 @@ def node_step(node: str, update: dict[str, Any]) -> str:
     """What one graph node did, for its `cl.Step`: the timeline, then the node's own record."""
     update = redact_value(update)
     lines = [f"- {entry['event']}" for entry in update.get("timeline", [])]
+    if "snapshot_before" in update:
+        lines += _probe(update["snapshot_before"])
     if "diagnosis" in update:
         lines += _diagnosis(update["diagnosis"])
     for reviewed in update.get("reviewed", []):

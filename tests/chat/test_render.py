@@ -51,6 +51,12 @@ def test_hypotheses_are_ranked_with_their_evidence() -> None:
     assert "against: ratio 1.0" in text
 
 
+def test_the_probe_shows_its_verdict_and_every_metric() -> None:
+    snapshot = {"resource": "cache", "health": "failed", "metrics": {"used_memory_pct": 97.1, "maxmemory_mb": 32}}
+    text = render.node_step("detector", {"snapshot_before": snapshot, "timeline": [{"event": "failed: memory"}]})
+    assert "**Probe of cache:** failed" in text and "used_memory_pct 97.1" in text and "maxmemory_mb 32" in text
+
+
 def test_secrets_never_reach_the_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSGRAPH_MCP_TOKEN", PLANTED)  # a secret setting: known to the redaction by value
     action = {
