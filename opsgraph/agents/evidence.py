@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsgraph.agents.compaction import compact
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext
+
+READ_OUTPUT_CHARS = 800  # what a timeline entry keeps of a read's output (the reasoning saw it whole)
 
 
 class ReadOnlyTools:
@@ -30,8 +34,14 @@ class ReadOnlyTools:
         return outcome
 
     def timeline(self, node: str, at: float) -> list[dict[str, Any]]:
-        """One timeline entry per read made, for the incident record."""
+        """One timeline entry per read made, for the incident record, with what it read (compacted,
+        redacted): the evidence a diagnosis or plan rests on, for whoever reviews it (the chat shows it)."""
         return [
-            {"at": at, "node": node, "event": f"read {tool}({args}) -> {'ok' if o.ok else o.error}"}
+            {
+                "at": at,
+                "node": node,
+                "event": f"read {tool}({args}) -> {'ok' if o.ok else o.error}",
+                "output": compact(redact_value(o.output), READ_OUTPUT_CHARS) if o.ok else None,
+            }
             for tool, args, o in self.calls
         ]

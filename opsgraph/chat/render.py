@@ -126,7 +126,11 @@ def _action(action: dict[str, Any]) -> list[str]:
 def node_step(node: str, update: dict[str, Any]) -> str:
     """What one graph node did, for its `cl.Step`: the timeline, then the node's own record."""
     update = redact_value(update)
-    lines = [f"- {entry['event']}" for entry in update.get("timeline", [])]
+    lines = []
+    for entry in update.get("timeline", []):
+        lines.append(f"- {entry['event']}")
+        if entry.get("output"):
+            lines.append(f"```json\n{entry['output']}\n```")
     if "snapshot_before" in update:
         lines += _probe(update["snapshot_before"])
     if "diagnosis" in update:

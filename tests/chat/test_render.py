@@ -57,6 +57,12 @@ def test_the_probe_shows_its_verdict_and_every_metric() -> None:
     assert "**Probe of cache:** failed" in text and "used_memory_pct 97.1" in text and "maxmemory_mb 32" in text
 
 
+def test_a_read_tool_call_shows_its_output() -> None:
+    read = {"event": "read redis_info({'resource': 'cache'}) -> ok", "output": '{"used_memory": 32505856}'}
+    text = render.node_step("diagnostician", {"timeline": [read]})
+    assert text.index("read redis_info") < text.index('"used_memory": 32505856')
+
+
 def test_secrets_never_reach_the_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSGRAPH_MCP_TOKEN", PLANTED)  # a secret setting: known to the redaction by value
     action = {
