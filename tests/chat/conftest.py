@@ -2,7 +2,7 @@
 
 The browser is Debian's `/usr/bin/chromium` (Playwright's own browser download does not work
 on these machines); without it the browser tests fail, saying what to install. One browser
-serves the session; each test gets a fresh context (no cookies carried over) and page.
+serves a test module; each test gets a fresh context (no cookies carried over) and page.
 
 Importing Chainlit in this process (the data layer tests do) writes `.chainlit/` into its
 app root and loads `.env` from the working directory: both are pointed into a temporary
@@ -36,9 +36,13 @@ CHROMIUM_FLAGS = [
 PAGE_TIMEOUT_MS = 30_000  # generous: a loaded 2-core machine renders slowly
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for one test module.
+
+    Not for the session: Playwright's sync API keeps an event loop running in the test thread
+    while it is open, and every later `asyncio.run` in the suite (the MCP tests) would fail.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium", pytrace=False)
     with sync_playwright() as playwright:
