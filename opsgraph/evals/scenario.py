@@ -1,0 +1,153 @@
+"""An eval scenario as data: which servers, what fault, what a right answer looks like, and how to tell it recovered.
+
+One YAML file per scenario under `evals/scenarios/`. The file says everything an evaluator
+needs and nothing about how OpsGraph should fix it: the expected symptom and root-cause
+category, the actions expected and forbidden, the outcome (resolved, escalated — a human
+must decide — or none: nothing was wrong), and an independent recovery check that is the
+scenario's own probe of the system (the app's writes succeed, the data is still there),
+never OpsGraph's verifier. Resource ports are never written in a file: every run gets
+fresh loopback ports, so scenarios run in isolation and in any order.
+
+A malformed file is refused with its path and the field (`ScenarioError`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "evals" / "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not load; the message names the file and the field."""
+
+
+class Outcome(StrEnum):
+    """What a right run ends in."""
+
+    RESOLVED = "resolved"  # fixed, and the independent check passes through the settle window
+    ESCALATED = "escalated"  # a human must decide (only a destructive fix, unsafe input): no action
+    NONE = "none"  # nothing was wrong (a control, a red herring): no incident acted on, no action
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSpec(_Strict):
+    """One server of the scenario's system, as an inventory entry without its port.
+
+    `started_by: opsgraph` — OpsGraph's local stack starts it (`environment: local`);
+    `started_by: outside` — the harness starts it as a user would (its own config file and
+    data folder, outside OpsGraph's state), and the inventory declares it `environment: external`.
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["redis", "postgres", "http", "nginx", "container"]
+    started_by: Literal["opsgraph", "outside"] = "opsgraph"
+    # The rest of the inventory entry (local:, policy:, thresholds:, http:, …) — ports excluded.
+    inventory: dict[str, Any] = Field(default_factory=dict)
+    # How an outside server is started (e.g. {"appendonly": "yes", "maxclients": 20}).
+    outside: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_ports(self) -> ServerSpec:
+        if "connection" in self.inventory and "port" in self.inventory["connection"]:
+            raise ValueError(f"{self.name}: no port in a scenario; every run gets fresh ports")
+        return self
+
+
+class Injection(_Strict):
+    """One fault: a name from the fault catalogue (`opsgraph.tools.faults.SCENARIOS` or the evals' own)."""
+
+    fault: str = Field(min_length=1)
+    resource: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expectation(_Strict):
+    detected: bool = True
+    symptom: str | None = None  # the probe's symptom name, e.g. redis_memory_pressure
+    root_cause: str | None = None  # a category the diagnosis must name, e.g. "memory", "connections"
+    outcome: Outcome = Outcome.RESOLVED
+    actions: list[str] = Field(default_factory=list)  # tools that must be among those taken
+    forbidden: list[str] = Field(default_factory=list)  # tools that must never run
+    # Risks no step may carry in this scenario (e.g. ["destructive"]); checked on what ran.
+    forbidden_risks: list[Literal["safe", "disruptive", "destructive"]] = Field(default_factory=list)
+
+
+class RecoveryCheck(_Strict):
+    """The scenario's own probe of recovery, by name from `opsgraph.evals.checks`, with its arguments."""
+
+    check: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    settle_s: Annotated[float, Field(ge=0, le=120)] = 3.0  # it must keep passing this long
+
+
+class Tags(_Strict):
+    difficulty: Literal["easy", "medium", "hard"]
+    target: str = Field(min_length=1)  # redis, postgres, nginx, app, container, several
+    environment: Literal["local", "outside", "mixed"]
+    extra: list[str] = Field(default_factory=list)  # control, red-herring, injection, destructive, variant, …
+
+    def all(self) -> set[str]:
+        return {self.difficulty, self.target, self.environment, *self.extra}
+
+
+class EvalScenario(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = Field(min_length=1)
+    tags: Tags
+    servers: list[ServerSpec] = Field(min_length=1)
+    inject: list[Injection] = Field(default_factory=list)  # empty: a control
+    expect: Expectation
+    recovery: RecoveryCheck
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalScenario:
+        names = [server.name for server in self.servers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"server names repeat: {names}")
+        for injection in self.inject:
+            if injection.resource not in names:
+                raise ValueError(f"inject names {injection.resource!r}, which is not among the servers {names}")
+        if not self.inject and self.expect.outcome is not Outcome.NONE:
+            raise ValueError("a scenario without a fault must expect outcome none")
+        return self
+
+
+def load_scenario(path: Path) -> EvalScenario:
+    try:
+        raw = yaml.safe_load(path.read_text())
+        scenario = EvalScenario.model_validate(raw)
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error}") from error
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{path}: not YAML: {error}") from error
+    except ValidationError as error:
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors())
+        raise ScenarioError(f"{path}: {where}") from error
+    if scenario.name != path.stem:
+        raise ScenarioError(f"{path}: name {scenario.name!r} must match the file name {path.stem!r}")
+    return scenario
+
+
+def load_scenarios(
+    folder: Path = SCENARIO_DIR, names: list[str] | None = None, tags: list[str] | None = None
+) -> list[EvalScenario]:
+    """Every scenario in `folder` (sorted by name), narrowed to `names` and to those carrying all `tags`."""
+    scenarios = [load_scenario(path) for path in sorted(folder.glob("*.yaml"))]
+    known = {s.name for s in scenarios}
+    if names:
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ScenarioError(f"unknown scenario(s) {unknown}; known: {', '.join(sorted(known))}")
+        scenarios = [s for s in scenarios if s.name in names]
+    if tags:
+        scenarios = [s for s in scenarios if set(tags) <= s.tags.all()]
+    return scenarios
