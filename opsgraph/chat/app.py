@@ -111,7 +111,17 @@ async def _run_with_steps(work: Callable[[Callable[[str, dict[str, Any]], None]]
         node, update = item
         async with cl.Step(name=node, type="tool") as step:
             step.output = render.node_step(node, update)
-    return await task
+    try:
+        return await task
+    except AnswerRefused:  # another operator was first: said as such by the caller, no traceback
+        raise
+    except Exception as error:  # the operator sees why in the conversation, not a dead spinner
+        log.exception("an incident run from the chat failed")
+        raise RunFailed(f"the incident run failed: {type(error).__name__}: {error}") from error
+
+
+class RunFailed(RuntimeError):
+    """A graph run started from the chat raised; what it left is in its checkpoint (`opsgraph incidents repair`)."""
 
 
 async def _show_result(session: _Session, result: RunResult) -> None:
@@ -134,6 +144,8 @@ async def _fix(session: _Session, resource: str) -> None:
         await _say(f"Opening `{incident_id}` on **{resource}**: detect → diagnose → plan → (approve) → fix → verify.")
         result = await _run_with_steps(lambda on_node: session.service.start_fix(resource, incident_id, on_node))
         await _show_result(session, result)
+    except RunFailed as failed:
+        await _say(f"✖ {failed}")
     finally:
         session.driving.discard(incident_id)
 
@@ -178,7 +190,7 @@ async def _answer(session: _Session, incident_id: str, digests: list[str] | None
     session.driving.add(incident_id)
     try:
         result = await _run_with_steps(lambda on_node: session.service.answer(pending, answer, on_node))
-    except AnswerRefused as refused:
+    except (AnswerRefused, RunFailed) as refused:
         await _say(f"✖ {refused}")
         return
     finally:
