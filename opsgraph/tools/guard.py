@@ -3,10 +3,10 @@
 A call is admitted only when its tool is in the catalogue, its arguments validate
 against the tool's model, its resource is in the inventory (and in the caller's scope,
 e.g. the incident's resource), the tool fits the resource's kind and environment, the
-tool's risk is within the resource's `max_risk`, and the tool's own resource limits
-hold. The runner applies it to every call (graph executor, MCP, evidence reads); the
-graph's policy engine applies it first and then decides only whether a human must
-approve. No approval lifts any of these limits.
+tool is not in the resource's `deny_tools`, its risk is within the resource's `max_risk`,
+and the tool's own resource limits hold. The runner applies it to every call (graph
+executor, MCP, evidence reads); the graph's policy engine applies it first and then
+decides only whether a human must approve. No approval lifts any of these limits.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def admit(tool: str, raw_args: dict[str, Any], inventory: Inventory, scope: set[
     resource = inventory.get(args.resource)
     if (misfit := spec.fits(resource)) is not None:
         return _refused(misfit, spec)
+    if tool in resource.policy.deny_tools:
+        return _refused(f"{tool} is denied on {resource.name} by its policy (deny_tools)", spec)
     if spec.risk.exceeds(resource.policy.max_risk):
         return _refused(f"{tool} is {spec.risk}; {resource.name} allows at most {resource.policy.max_risk}", spec)
     if spec.check_limits is not None and (problem := spec.check_limits(args, resource)):

@@ -265,6 +265,21 @@ class ResourcePolicy(_Strict):
     # nginx: worker_connections ceiling (each costs a file descriptor and memory in every
     # worker, and a proxied request needs two).
     max_worker_connections: Annotated[StrictInt, Field(ge=16)] = 4096
+    # Tools that never run on this resource, whatever their risk and whoever approves
+    # (e.g. `redis_flush` on a cache that holds the only copy of its keys).
+    deny_tools: list[str] = []
+
+    @field_validator("deny_tools")
+    @classmethod
+    def _known_tools(cls, names: list[str]) -> list[str]:
+        """A misspelt name would deny nothing: every name must be a catalogue tool."""
+        # Imported when an inventory is read, not at import: the catalogue's tools are built on this module.
+        from opsgraph.tools.catalogue import CATALOGUE
+
+        unknown = sorted(set(names) - set(CATALOGUE))
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; the catalogue has: {', '.join(sorted(CATALOGUE))}")
+        return names
 
 
 class Resource(_Strict):

@@ -13,10 +13,16 @@ INVENTORY = parse_inventory(
             {"name": "cache", "kind": "redis", "connection": {"port": 1}, "policy": {"max_memory_mb": 256}},
             {"name": "open-cache", "kind": "redis", "connection": {"port": 2}, "policy": {"max_risk": "destructive"}},
             {"name": "db", "kind": "postgres", "connection": {"port": 3}},
+            {
+                "name": "kept-cache",
+                "kind": "redis",
+                "connection": {"port": 4},
+                "policy": {"max_risk": "destructive", "deny_tools": ["redis_restart", "redis_flush"]},
+            },
         ]
     }
 )
-SCOPE = {"cache", "open-cache", "db"}
+SCOPE = {"cache", "open-cache", "db", "kept-cache"}
 
 
 def review(
@@ -38,6 +44,8 @@ def review(
         ("redis_info", {"resource": "db"}, SCOPE, "acts on redis, db is postgres"),
         ("redis_flush", {"resource": "cache"}, SCOPE, "allows at most disruptive"),
         ("redis_scale_memory", {"resource": "cache", "maxmemory_mb": 4096}, SCOPE, "policy ceiling of 256"),
+        ("redis_restart", {"resource": "kept-cache"}, SCOPE, "redis_restart is denied on kept-cache by its policy"),
+        ("redis_flush", {"resource": "kept-cache"}, SCOPE, "denied on kept-cache"),
     ],
 )
 def test_refusals(tool: str, args: dict[str, object], scope: set[str], reason: str) -> None:

@@ -56,6 +56,10 @@ def test_defaults_fill_in() -> None:
         ),
         ({"resources": [VALID["resources"][0], VALID["resources"][0]]}, "appears twice"),
         ({"resources": [{**VALID["resources"][0], "policy": {"max_risk": "yolo"}}]}, "resources[0].policy.max_risk"),
+        (
+            {"resources": [{**VALID["resources"][0], "policy": {"deny_tools": ["redis_flsh"]}}]},
+            "resources[0].policy.deny_tools: Value error, unknown tool(s) ['redis_flsh']",
+        ),
         ([1, 2], "(top level)"),
     ],
 )
