@@ -1,15 +1,15 @@
-"""The `opsgraph` command line: run the local stack, scan, inject faults, fix, and look back.
+"""The `opsgraph` command line: run the local stack, scan, inject faults, fix, look back, and run the evals.
 
 One module per command group; importing them registers their commands on `app`.
 """
 
 from __future__ import annotations
 
-from opsgraph.cli import catalogue, chat, control, faults, incidents, stack
+from opsgraph.cli import catalogue, chat, control, evals, faults, incidents, stack
 from opsgraph.cli.app import OPERATOR_ERRORS, app
 from opsgraph.cli.console import print_error
 
-__all__ = ["app", "catalogue", "chat", "control", "faults", "incidents", "run", "stack"]
+__all__ = ["app", "catalogue", "chat", "control", "evals", "faults", "incidents", "run", "stack"]
 
 
 def run() -> None:
