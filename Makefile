@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: setup demo chat test lint bench bench-crash down clean
+.PHONY: setup demo chat test eval lint bench bench-crash down clean
 
 setup:
 	@./scripts/install-system-deps.sh
@@ -18,6 +18,17 @@ chat: setup
 
 test: setup
 	uv run pytest
+
+## The eval suite: the `eval`-marked tests, then every scenario of evals/scenarios on fresh servers with the
+## runbook backend (and the model backend on the recordings in evals/recordings, where there are any), scored;
+## the report goes to evals/results/. Fails when a test or a scenario run fails.
+EVAL_RECORDINGS := evals/recordings
+eval: setup
+	@status=0; \
+	uv run pytest -m eval || status=1; \
+	uv run opsgraph eval --out evals/results --backend runbook \
+		$(if $(wildcard $(EVAL_RECORDINGS)/*.json),--backend model --recordings $(EVAL_RECORDINGS)) || status=1; \
+	exit $$status
 
 lint: setup
 	uv run ruff check .
