@@ -1,20 +1,25 @@
 """Fault injection through real clients, for demos, tests and evals.
 
 Each scenario produces the real symptom (not a flag) on a real target; one module
-per target kind declares its `SCENARIOS`, registered here by name.
+per target kind (or per way of hurting one: sessions held, processes crashed, traces
+left) declares its `SCENARIOS`, registered here by name.
 """
 
 from __future__ import annotations
 
-from opsgraph.tools.faults import containers, nginx, postgres, redis
+from opsgraph.tools.faults import app, containers, crashes, nginx, postgres, redis, sessions, traces
 from opsgraph.tools.faults.redis import fill_redis_memory
 from opsgraph.tools.faults.scenario import Scenario
 from opsgraph.tools.inventory import Inventory, Resource
 
-SCENARIOS: dict[str, Scenario] = {
-    scenario.name: scenario
-    for scenario in [*redis.SCENARIOS, *postgres.SCENARIOS, *nginx.SCENARIOS, *containers.SCENARIOS]
-}
+_ALL = [
+    scenario
+    for module in (redis, postgres, nginx, containers, sessions, crashes, app, traces)
+    for scenario in module.SCENARIOS
+]
+SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
+if len(SCENARIOS) != len(_ALL):
+    raise RuntimeError("two fault scenarios share a name")
 
 
 class UnknownScenario(KeyError):

@@ -91,6 +91,64 @@ def oom_kill_container(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
         return {**result, "memory_limit_mb": limit // MB, "allocated_mb": grab_mb}
 
 
+# A workload that sizes its working set from WORKING_SET_FILE (MiB; 4 when absent) and holds it in
+# its main process, re-reading the file every second — as a service that loads its data set does.
+# Its main process is the OOM killer's preferred victim, so memory that does not fit ends it.
+WORKING_SET_FILE = "/working-set-mb"
+WORKING_SET_WORKLOAD = [
+    "sh",
+    "-c",
+    "trap 'exit 0' TERM; echo 1000 > /proc/1/oom_score_adj; echo started; while true; do "
+    f"n=$(cat {WORKING_SET_FILE} 2>/dev/null || echo 4); "
+    "x=$(dd if=/dev/zero bs=1M count=$n 2>/dev/null | tr '\\0' x); echo holding $n MiB; "
+    "sleep 1 & wait $!; done",
+]
+# Of the memory limit: the working set then peaks at ~1.25x the limit (reading it takes twice its
+# size), so it never fits, and fits in twice the limit with room to spare.
+GROWN_SHARE = 0.625
+CRASH_LOOP_RESTARTS = 2
+
+
+def _restarts(container: Container) -> int:
+    container.reload()
+    return int(container.attrs["RestartCount"])
+
+
+def grow_working_set(resource: Resource, ctx: ToolContext) -> dict[str, Any]:
+    """Grow a WORKING_SET_WORKLOAD container's data past its memory limit: OOM-killed at every start.
+
+    With a restart policy the engine restarts it and it is killed again — a crash loop —
+    until the limit is raised; without one it stays down after the first kill.
+    """
+    with docker_client() as client:
+        container = _running_container(client, resource)
+        limit = int(container.attrs["HostConfig"].get("Memory") or 0)
+        if limit <= 0:
+            raise ToolError(f"container {container.name} has no memory limit; its working set cannot outgrow one")
+        grown_mb = max(1, round(GROWN_SHARE * limit / MB))
+        policy = (container.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+        before = _restarts(container)
+        exit_code, output = container.exec_run(["sh", "-c", f"echo {grown_mb} > {WORKING_SET_FILE}"])
+        if exit_code != 0:
+            raise ToolError(f"cannot write {WORKING_SET_FILE} in {container.name}: {output.decode(errors='replace')}")
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        if policy in ("always", "unless-stopped", "on-failure"):
+            while _restarts(container) < before + CRASH_LOOP_RESTARTS:
+                if time.monotonic() > deadline:
+                    raise ToolError(f"{container.name} did not crash-loop with a {grown_mb} MiB working set")
+                time.sleep(_POLL_S)
+            state = container_state(container)
+            return {
+                "container": container.name,
+                "working_set_mb": grown_mb,
+                "memory_limit_mb": limit // MB,
+                "restart_policy": policy,
+                "restarts": _restarts(container),
+                "oom_killed": bool(state["OOMKilled"]),
+            }
+        return {**_wait_for_exit(container, f"a {grown_mb} MiB working set"), "working_set_mb": grown_mb}
+
+
 SCENARIOS = [
     Scenario(
         name="container-crash",
@@ -103,5 +161,14 @@ SCENARIOS = [
         target_kind=ResourceKind.CONTAINER,
         description="exhaust the container's memory limit until the kernel OOM killer ends it (needs sh in the image)",
         inject=oom_kill_container,
+    ),
+    Scenario(
+        name="container-crash-loop",
+        target_kind=ResourceKind.CONTAINER,
+        description=(
+            "the working set of a container (the evals' working-set workload) grows past its memory limit: "
+            "OOM-killed at every start, restarted by its restart policy, killed again"
+        ),
+        inject=grow_working_set,
     ),
 ]
