@@ -39,12 +39,74 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class OutsideRedis(_Strict):
+    """How an outside redis-server is configured (its own redis.conf)."""
+
+    maxmemory_mb: Annotated[int, Field(ge=1)] | None = None  # with maxmemory-policy noeviction
+    maxclients: Annotated[int, Field(ge=4)] | None = None
+    appendonly: bool = True  # AOF, appendfsync always: a crash loses nothing
+    # commands: the inventory declares how its owner starts it (`external.commands.start`).
+    lifecycle: Literal["none", "commands"] = "none"
+
+
+class OutsidePostgres(_Strict):
+    """How an outside cluster is configured (its own postgresql.conf and pg_hba.conf)."""
+
+    max_connections: Annotated[int, Field(ge=5)] | None = None
+    superuser_reserved_connections: Annotated[int, Field(ge=0)] | None = None
+    # The app's ordinary role, trusted from loopback, and its database (owned by it).
+    app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+    database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+    lifecycle: Literal["none", "commands"] = "none"
+
+    @model_validator(mode="after")
+    def _database_has_an_owner(self) -> OutsidePostgres:
+        if self.database is not None and self.app_user is None:
+            raise ValueError("database needs app_user, the role that owns it")
+        return self
+
+
+class OutsideContainer(_Strict):
+    """A container of the private Docker Engine: which workload, with which limits."""
+
+    # idle: a shell that sleeps; working-set: holds the memory its data needs (WORKING_SET_WORKLOAD).
+    workload: Literal["idle", "working-set"] = "idle"
+    memory_mb: Annotated[int, Field(ge=6)] | None = None
+    restart: Literal["no", "on-failure", "always"] = "no"
+
+
+_OUTSIDE: dict[str, type[OutsideRedis | OutsidePostgres | OutsideContainer]] = {
+    "redis": OutsideRedis,
+    "postgres": OutsidePostgres,
+    "container": OutsideContainer,
+}
+
+
+class RedisSeed(_Strict):
+    """Data the app wrote before the fault: `keys` keys named PREFIX<n>, checked by redis_data_intact."""
+
+    keys: Annotated[int, Field(ge=1, le=1_000_000)]
+    prefix: str = Field(min_length=1)
+    value_bytes: Annotated[int, Field(ge=1, le=65536)] = 64
+
+
+class PostgresSeed(_Strict):
+    """A table of `rows` rows the app wrote before the fault, readable by every role; checked by postgres_query_runs."""
+
+    table: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    rows: Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+_SEEDS: dict[str, type[RedisSeed | PostgresSeed]] = {"redis": RedisSeed, "postgres": PostgresSeed}
+
+
 class ServerSpec(_Strict):
     """One server of the scenario's system, as an inventory entry without its port.
 
     `started_by: opsgraph` — OpsGraph's local stack starts it (`environment: local`);
     `started_by: outside` — the harness starts it as a user would (its own config file and
-    data folder, outside OpsGraph's state), and the inventory declares it `environment: external`.
+    data folder, outside OpsGraph's state), and the inventory declares it `environment: external`;
+    a container always runs in the harness's private Docker Engine (`environment: docker`).
     """
 
     name: str = Field(min_length=1)
@@ -52,14 +114,46 @@ class ServerSpec(_Strict):
     started_by: Literal["opsgraph", "outside"] = "opsgraph"
     # The rest of the inventory entry (local:, policy:, thresholds:, http:, …) — ports excluded.
     inventory: dict[str, Any] = Field(default_factory=dict)
-    # How an outside server is started (e.g. {"appendonly": "yes", "maxclients": 20}).
+    # How an outside server is started: the fields of OutsideRedis / OutsidePostgres / OutsideContainer.
     outside: dict[str, Any] = Field(default_factory=dict)
+    # Data written before the fault, through the server's own client (RedisSeed / PostgresSeed).
+    seed: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_ports(self) -> ServerSpec:
         if "connection" in self.inventory and "port" in self.inventory["connection"]:
             raise ValueError(f"{self.name}: no port in a scenario; every run gets fresh ports")
         return self
+
+    @model_validator(mode="after")
+    def _how_started(self) -> ServerSpec:
+        if self.kind == "container" and self.started_by != "outside":
+            raise ValueError(f"{self.name}: a container is started by the harness's Docker Engine: started_by: outside")
+        if self.started_by == "outside" and self.kind not in _OUTSIDE:
+            raise ValueError(f"{self.name}: an outside {self.kind} is not supported; outside: {sorted(_OUTSIDE)}")
+        if self.outside and self.started_by != "outside":
+            raise ValueError(f"{self.name}: `outside` is only read with started_by: outside")
+        if self.seed and self.kind not in _SEEDS:
+            raise ValueError(f"{self.name}: a {self.kind} takes no seed; seeds: {sorted(_SEEDS)}")
+        for section, read in (("outside", self.outside_settings), ("seed", self.seed_settings)):
+            try:
+                read()
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in (section, *first["loc"]))
+                raise ValueError(f"{self.name}: {where}: {first['msg']}") from None
+        return self
+
+    def outside_settings(self) -> OutsideRedis | OutsidePostgres | OutsideContainer | None:
+        """The typed `outside` section of an outside server (None for OpsGraph's own)."""
+        if self.started_by != "outside":
+            return None
+        return _OUTSIDE[self.kind].model_validate(self.outside)
+
+    def seed_settings(self) -> RedisSeed | PostgresSeed | None:
+        if not self.seed:
+            return None
+        return _SEEDS[self.kind].model_validate(self.seed)
 
 
 class Injection(_Strict):
@@ -92,7 +186,7 @@ class RecoveryCheck(_Strict):
 class Tags(_Strict):
     difficulty: Literal["easy", "medium", "hard"]
     target: str = Field(min_length=1)  # redis, postgres, nginx, app, container, several
-    environment: Literal["local", "outside", "mixed"]
+    environment: Literal["local", "outside", "mixed", "docker"]  # docker: needs dockerd (the harness starts one)
     extra: list[str] = Field(default_factory=list)  # control, red-herring, injection, destructive, variant, …
 
     def all(self) -> set[str]:
