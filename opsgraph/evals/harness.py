@@ -34,6 +34,7 @@ from typing import Any
 import psycopg
 import redis
 import yaml
+from docker.errors import DockerException
 from psycopg import sql
 from pydantic import ValidationError
 
@@ -287,7 +288,9 @@ def prepared(scenario: EvalScenario, folder: Path) -> Iterator[Prepared]:
                 scenario, folder, inventory_path, state_dir, inventory, docker_root=engine.root if engine else None
             )
             _seed(run)
-        except (OutsideError, LocalStackError, InventoryError, OSError, psycopg.Error, redis.RedisError) as error:
+        except (
+            OutsideError, LocalStackError, InventoryError, OSError, psycopg.Error, redis.RedisError, DockerException,
+        ) as error:  # fmt: skip
             raise HarnessError(f"{scenario.name}: its system did not come up: {error}") from error
         cleanup.callback(_reset, run)
         yield run

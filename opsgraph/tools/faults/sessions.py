@@ -14,9 +14,11 @@ same fault fills a small server and a large one alike:
 - ``postgres-long-queries``: the same slots, each held by a long query, injected once
   they have run for LONG_RUNNING_S.
 
-PostgreSQL sessions log in as a role of the fault's own (an ordinary role with a fresh
-random password, created through OpsGraph's connection, dropped by the reset): an
-application never holds superuser sessions, and OpsGraph never terminates those.
+The Redis connections do not log in: a Redis that asks for a password refuses them, and
+the fault fails with Redis's own answer. PostgreSQL sessions log in as a role of the
+fault's own (an ordinary role with a fresh random password, created through OpsGraph's
+connection, dropped by the reset): an application never holds superuser sessions, and
+OpsGraph never terminates those.
 """
 
 from __future__ import annotations
