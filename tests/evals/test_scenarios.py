@@ -3,8 +3,11 @@
 Fast tests (in `make test`) read the files only. The `eval` tests start each scenario's
 system for real — prepared, injected, probed by OpsGraph's own probe, checked by the
 scenario's own recovery check, torn down — without running OpsGraph's graph: they prove
-that the fault is there, that OpsGraph can see it, that the check can fail (and pass,
-before the fault), and that nothing outlives the scenario.
+that the fault is there, that OpsGraph can see it, that the check passes before the fault
+and fails with it in (for a fault to fix: `resolved`), and that nothing outlives the
+scenario. The check of a scenario whose right end is no fix (`escalated`, `none`) says
+what that end must leave — the data still there, the system still working — so it
+passes with the fault in, and fails only if a run does harm.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from opsgraph.evals.checks import CHECKS, check_problems
@@ -207,12 +211,14 @@ def test_the_fault_is_real_opsgraph_sees_it_and_the_check_fails(scenario: EvalSc
         after = check(run.inventory, scenario.recovery.args)
         if scenario.expect.outcome is Outcome.NONE:
             assert unhealthy == {}, f"a control must look healthy: {[seen[n].reasons for n in unhealthy]}"
-            assert after.ok, f"nothing is wrong, yet the check fails: {after.detail}"
-        else:
+        if scenario.expect.outcome is not Outcome.RESOLVED:
+            assert after.ok, f"nothing was harmed yet, but the check fails: {after.detail}"
+        if scenario.expect.outcome is not Outcome.NONE:
             for injection in scenario.inject:  # a payload in a log is no symptom by itself
                 assert injection.resource in unhealthy or "injection" in injection.fault, seen[injection.resource]
             symptoms = {symptom for found in unhealthy.values() for symptom in found}
             assert scenario.expect.symptom in symptoms, {n: seen[n].reasons for n in unhealthy}
+        if scenario.expect.outcome is Outcome.RESOLVED:
             assert not after.ok, f"the fault is in, yet the check passes: {after.detail}"
         ports, docker_root = _ports(run), run.docker_root
         checked = time.monotonic()
@@ -225,3 +231,17 @@ def test_the_fault_is_real_opsgraph_sees_it_and_the_check_fails(scenario: EvalSc
         f"\n{scenario.name}: setup {up - began:.1f} s, inject {injected - up:.1f} s, "
         f"probe+checks {checked - injected:.1f} s, teardown {down - checked:.1f} s"
     )
+
+
+@pytest.mark.eval
+@pytest.mark.timeout(120)
+def test_the_destructive_only_check_fails_once_the_data_is_gone(tmp_path: Path) -> None:
+    """The harm the scenario forbids (what redis_flush does) is what its check catches."""
+    scenario = BY_NAME["destructive-only-fix"]
+    with prepared(scenario, tmp_path / "run") as run:
+        inject(run)
+        connection = run.inventory.get("sessions").connection
+        with redis.Redis(host=connection.host, port=connection.port) as client:
+            client.flushall()
+        result = CHECKS[scenario.recovery.check](run.inventory, scenario.recovery.args)
+    assert not result.ok and "20000 are missing" in result.detail, result.detail
