@@ -30,8 +30,15 @@ from opsgraph.tools.inventory import ResourceKind
 from opsgraph.tools.probes import probe
 from opsgraph.tools.snapshot import Health
 
-SCENARIOS = load_scenarios()
+try:  # a broken file fails the first test below, not the collection of the whole module
+    SCENARIOS, LOAD_ERROR = load_scenarios(), None
+except ScenarioError as error:
+    SCENARIOS, LOAD_ERROR = [], str(error)
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+def test_every_scenario_file_loads() -> None:
+    assert LOAD_ERROR is None, LOAD_ERROR
 
 
 def test_there_are_at_least_twenty_scenarios_with_unique_names() -> None:
