@@ -64,8 +64,9 @@ _SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _files(resource: Resource, ctx: ToolContext, fault: str) -> tuple[Path, Path, Path]:
-    base = ctx.state_dir.resolve() / "faults" / f"{resource.name}.{fault}"
-    return base.with_suffix(".json"), base.with_suffix(".plan.json"), base.with_suffix(".log")
+    folder = ctx.state_dir.resolve() / "faults"
+    stem = f"{resource.name}.{fault}"
+    return folder / f"{stem}.json", folder / f"{stem}.plan.json", folder / f"{stem}.log"
 
 
 def _holder_running(pid: int) -> bool:
