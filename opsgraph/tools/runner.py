@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from opsgraph.tools.data_safety import DataCheck, check_after, fingerprint
 from opsgraph.tools.guard import admit
 from opsgraph.tools.redaction import redact_value
-from opsgraph.tools.spec import ToolContext
+from opsgraph.tools.spec import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: f
         outcome = ToolOutcome(ok=True, output=pool.submit(spec.run, args, ctx).result(timeout=timeout_s), duration_s=0)
     except FutureTimeout:
         outcome = failed(f"{name} did not finish within {timeout_s:.0f} s")
-    except Exception as error:
+    except ToolError as error:  # the tool says what is wrong (a server down, a refusal): one line is enough
+        log.warning("tool %s failed: %s", name, error)
+        outcome = failed(f"{name} failed: {type(error).__name__}: {error}")
+    except Exception as error:  # a bug or a surprise: the traceback is what someone needs to fix it
         log.warning("tool %s failed", name, exc_info=True)
         outcome = failed(f"{name} failed: {type(error).__name__}: {error}")
     finally:
