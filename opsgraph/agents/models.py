@@ -8,6 +8,10 @@ chat model with a request timeout and a bounded number of retries, for any provi
 the emulator ``scripted:PATH`` (replies replayed from a JSON file, for offline demos and tests).
 Both read the model and provider settings from `opsgraph.settings` (the environment
 over `.env`) unless given a mapping.
+
+Each provider's LangChain integration is an optional extra of OpsGraph
+(``pip install 'opsgraph[openai]'``, ``[ollama]``, ``[anthropic]``); a missing one is named
+in the error.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from opsgraph.settings import load_settings
 DEFAULT_GEMINI = "google_genai:gemini-2.5-flash"
 SCRIPTED = "scripted"  # the emulator: `scripted:PATH` replays a JSON file of replies (see `scripted_model`)
 _GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+# The optional extra that installs each provider's integration (Gemini's is a dependency).
+EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
 
 
 class ModelConfigError(ValueError):
@@ -75,19 +81,31 @@ def build_chat_model(
     spec: str, timeout_s: float = 30.0, max_retries: int = 1, env: Mapping[str, str] | None = None
 ) -> BaseChatModel:
     """A chat model for `spec`, bounded in time; `ModelConfigError` says what is missing."""
-    from langchain.chat_models import init_chat_model
-
     env = load_settings().model_environment() if env is None else env
     provider, model = split_spec(spec)
     if provider == SCRIPTED:
         return scripted_model(model)
+    return _provider_model(spec, timeout_s, max_retries, env)
+
+
+def _provider_model(spec: str, timeout_s: float, max_retries: int, env: Mapping[str, str]) -> BaseChatModel:
+    from langchain.chat_models import init_chat_model
+
+    provider, model = split_spec(spec)
+    kwargs = _provider_kwargs(provider, timeout_s, max_retries, env)
     try:
-        chat = init_chat_model(
-            model, model_provider=provider, **_provider_kwargs(provider, timeout_s, max_retries, env)
-        )
+        if provider == "openai" and "base_url" in kwargs:  # a compatible server, e.g. llama-cpp-python's
+            from opsgraph.agents.llm.openai_compatible import CompatibleChatOpenAI
+
+            chat: object = CompatibleChatOpenAI(model=model, **kwargs)
+        else:
+            chat = init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as error:
+        extra = EXTRAS.get(provider)
+        install = f"pip install 'opsgraph[{extra}]'" if extra else f"install LangChain's integration for {provider!r}"
         raise ModelConfigError(
-            f"model {spec!r} needs the LangChain integration for {provider!r}, which is not installed: {error}"
+            f"model {spec!r} needs LangChain's {provider!r} integration, which is not installed: {install} "
+            f"(or, in a checkout, uv sync --extra {extra or provider}) — {error}"
         ) from error
     except ValueError as error:
         raise ModelConfigError(f"cannot build model {spec!r}: {error}") from error

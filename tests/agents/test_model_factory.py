@@ -44,7 +44,9 @@ def test_split_spec() -> None:
     ("spec", "message"),
     [
         ("nosuchprovider:model", "Unsupported provider"),
-        ("ollama:llama3", "langchain-ollama"),  # the integration is not installed here: said plainly
+        # The integration is not installed here: the extra that installs it is named.
+        ("ollama:llama3", r"pip install 'opsgraph\[ollama\]'"),
+        ("anthropic:claude-haiku-4-5", r"pip install 'opsgraph\[anthropic\]'"),
     ],
 )
 def test_unbuildable_models_raise_a_clear_error(spec: str, message: str) -> None:

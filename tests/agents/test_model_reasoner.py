@@ -113,10 +113,11 @@ def test_huge_tool_output_is_compacted_before_the_model_sees_it() -> None:
     [
         ([TimeoutError("request timed out after 30 s")], "model timed out"),
         ([ConnectionError("name or service not known")], "model error: ConnectionError"),
-        ([answer(FinalDiagnosis, {"root_cause": 5})], "malformed FinalDiagnosis"),
-        ([answer(FinalDiagnosis, {**DIAGNOSIS_ANSWER, "confidence": 7})], "malformed FinalDiagnosis"),
-        ([text("I think it is probably memory."), text("Still thinking.")], "malformed FinalDiagnosis"),
-        ([tool_calls(("redis_info", {"resource": "cache"}))], "model error"),  # script ran out: no reply at all
+        # Malformed twice: the answer, then the one repair round.
+        ([answer(FinalDiagnosis, {"root_cause": 5})] * 2, "malformed FinalDiagnosis"),
+        ([answer(FinalDiagnosis, {**DIAGNOSIS_ANSWER, "confidence": 7})] * 2, "malformed FinalDiagnosis"),
+        ([text("I think it is probably memory.")] + [text("Still thinking.")] * 2, "malformed FinalDiagnosis"),
+        ([tool_calls(("redis_info", {"resource": "cache"}))], "ScriptExhausted"),  # script ran out: no reply at all
         ([tool_calls(("redis_info", {"resource": "cache"}), tokens=(7000, 10))], "token budget exceeded"),
     ],
 )
@@ -158,7 +159,7 @@ def test_plan_is_structured_restricted_in_the_prompt_and_marked_untrusted() -> N
 
 
 def test_plan_failure_falls_back_to_the_runbook_plan() -> None:
-    r, _ = reasoner([answer(FinalPlan, {"summary": "x", "steps": [{"tool": "redis_flush"}]})])
+    r, _ = reasoner([answer(FinalPlan, {"summary": "x", "steps": [{"tool": "redis_flush"}]})] * 2)
     plan = r.plan(redis_incident(), model_diagnosis(), cache_resource(), FakeRead(), "policy refused step 1")
     assert plan.backend == "runbook" and plan.fallback is not None and "malformed FinalPlan" in plan.fallback
     assert [s.tool for s in plan.steps] == ["redis_scale_memory"]

@@ -276,8 +276,10 @@ def test_malformed_model_output_falls_back_to_the_runbook(redis_stack: Stack) ->
     pressure(redis_stack, "cache")
     model = ScriptedChatModel.of([
         answer(FinalDiagnosis, {"root_cause": 42, "confidence": "very"}),
-        AIMessage(content="I think you should probably, um, scale it? {not json"),  # no tool call, no JSON
-        AIMessage(content="still not a plan"),  # the structured-output retry gets prose too
+        AIMessage(content="I think it is memory? {not json"),  # the repair round gets prose: the runbook diagnoses
+        AIMessage(content="I think you should probably, um, scale it?"),  # no tool call, no JSON
+        AIMessage(content="still not a plan"),  # the structured answer asked for gets prose too
+        AIMessage(content="nor is this"),  # and so does its repair round: the runbook plans
     ])  # fmt: skip
     context = redis_stack.context(approval="none", reasoner=ModelReasoner(model, inventory=redis_stack.inventory))
     done = run(redis_stack, context, "cache", "inc-model-malformed")

@@ -31,7 +31,11 @@ def model_reasoner_from_env(
     if spec is None:
         return None
     model = build_chat_model(spec, timeout_s=timeout_s, max_retries=max_retries)
-    return ModelReasoner(model, inventory=inventory, token_budget=token_budget, max_tool_steps=max_tool_steps)
+    # The whole diagnose/plan call may take a few calls' time: a slow (local) model gets a longer deadline.
+    deadline_s = max(120.0, 4 * timeout_s)
+    return ModelReasoner(
+        model, inventory=inventory, token_budget=token_budget, max_tool_steps=max_tool_steps, deadline_s=deadline_s
+    )
 
 
 def reasoner_for(setting: str, inventory: Inventory | None = None, *, timeout_s: float = 30.0) -> Reasoner:

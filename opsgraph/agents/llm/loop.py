@@ -2,23 +2,29 @@
 
 The final answer is offered as one more "tool", so a model that knows enough ends
 the loop in one reply; one that keeps reading is asked for a structured answer
-when the rounds run out. Every call is checked against the `Usage` budget, and an
-answer that does not validate is a `ModelFailure`, never a guess.
+when the rounds run out, by whichever method its provider supports (`structured`);
+a provider that refuses tools altogether is asked for the answer without reading.
+Every call is checked against the `Usage` budget. An answer that does not validate is
+sent back once with the validation error; a second one is a `ModelFailure`, never a guess.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from opsgraph.agents.llm.budget import ModelFailure, Usage, ask
+from opsgraph.agents.llm.budget import Usage, ask
+from opsgraph.agents.llm.structured import StructuredOutput, parse_json, refuses_shape, repair_messages, validated
+
+log = logging.getLogger(__name__)
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -30,6 +36,7 @@ class ToolLoop:
         self._model = model
         self.max_tool_steps = max_tool_steps
         self._clean = clean
+        self.structured = StructuredOutput(model)
 
     def converse(
         self,
@@ -42,44 +49,38 @@ class ToolLoop:
         """Let the model read (≤ max_tool_steps rounds), then parse its final answer; returns (answer, reads)."""
         by_name = {tool.name: tool for tool in tools}
         reads = 0
+        repairs = 1
         if tools:
             offered: list[BaseTool | type[BaseModel]] = [*tools, schema]
             bound = self._model.bind_tools(offered)
             usage.overhead_chars = len(json.dumps([convert_to_openai_tool(t) for t in offered]))
             for _ in range(self.max_tool_steps):
-                reply = ask(bound, messages, usage)
+                try:
+                    reply = ask(bound, messages, usage)
+                except Exception as error:
+                    if reads or not refuses_shape(error):
+                        raise
+                    # A provider (or model) that cannot call tools can still answer: without reading.
+                    log.info("tool calling refused (%s: %s); answering without reading", type(error).__name__, error)
+                    break
                 if not reply.tool_calls:
-                    if (direct := _parse_json(reply.content, schema)) is not None:
+                    if (direct := parse_json(reply.content, schema)) is not None:
                         return direct, reads
                     break
-                if final := [c for c in reply.tool_calls if c["name"] == schema.__name__]:
-                    try:
-                        return schema.model_validate(final[0]["args"]), reads
-                    except ValidationError as error:
-                        raise ModelFailure(f"malformed {schema.__name__}: {_errors(error)}") from error
+                if any(c["name"] == schema.__name__ for c in reply.tool_calls):
+                    parsed, problem = validated(reply, schema)
+                    if parsed is not None:
+                        return parsed, reads
+                    # The one repair round: every call of the reply answered, the answer's with its errors.
+                    messages.extend(repair_messages(reply, schema, problem))
+                    repairs = 0
+                    break
                 for call in reply.tool_calls:
                     messages.append(self._run_call(call["name"], call["args"], call["id"], by_name))
                     reads += 1
-        return self._final_answer(messages, schema, final_prompt, usage), reads
-
-    def _final_answer(
-        self, messages: list[BaseMessage], schema: type[AnswerT], final_prompt: str, usage: Usage
-    ) -> AnswerT:
-        """The rounds are over (or there were no tools): ask for the structured answer itself."""
-        messages.append(HumanMessage(final_prompt))
-        usage.overhead_chars = len(json.dumps(convert_to_openai_tool(schema)))
-        usage.before_call(messages)
-        result = self._model.with_structured_output(schema, include_raw=True).invoke(messages)
-        if not isinstance(result, dict):
-            raise ModelFailure(f"structured output returned {type(result).__name__}")
-        usage.after_call(messages, result.get("raw"))
-        parsed = result.get("parsed")
-        if isinstance(parsed, schema):
-            return parsed
-        raw = result.get("raw")
-        if isinstance(raw, AIMessage) and (from_text := _parse_json(raw.content, schema)) is not None:
-            return from_text
-        raise ModelFailure(f"malformed {schema.__name__}: {result.get('parsing_error') or 'no structured answer'}")
+        if repairs:
+            messages.append(HumanMessage(final_prompt))
+        return self.structured.answer(messages, schema, usage, repairs=repairs), reads
 
     def _run_call(
         self, name: str, args: dict[str, Any], call_id: str | None, tools: dict[str, BaseTool]
@@ -90,23 +91,3 @@ class ToolLoop:
         else:
             content = str(tool.invoke(args))
         return ToolMessage(content=self._clean(content), tool_call_id=call_id or name, name=name)
-
-
-def _parse_json(content: object, schema: type[AnswerT]) -> AnswerT | None:
-    """A final answer written as JSON text (optionally fenced), validated; None if it is not one."""
-    if not isinstance(content, str):
-        return None
-    text = content.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        return schema.model_validate_json(text[start : end + 1])
-    except ValidationError:
-        return None
-
-
-def _errors(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in error.errors())[:300]

@@ -97,11 +97,8 @@ class ModelReasoner:
         ]
         try:
             draft, reads = self._loop.converse(messages, tools, FinalDiagnosis, prompts.DIAGNOSE_FINAL, usage)
-        except Exception as error:  # any failure of the model path is recorded, then the fallback answers
-            reason = _reason(error)
-            log.warning(
-                "model %s diagnosis failed (%s); using %s", self.name, reason, self.fallback.name, exc_info=True
-            )
+        except Exception as error:  # noqa: BLE001 — any failure of the model path is recorded, the fallback answers
+            reason = self._fell_back("diagnosis", error)
             answer = self.fallback.diagnose(incident, snapshot, read, feedback)
             update = {"fallback": reason, "tokens": usage.tokens(), "evidence": [*answer.evidence, *notes]}
             return answer.model_copy(update=update)
@@ -128,9 +125,8 @@ class ModelReasoner:
         messages: list[BaseMessage] = [SystemMessage(prompts.PLAN_SYSTEM), HumanMessage(self._scrubber.clean(request))]
         try:
             draft, reads = self._loop.converse(messages, tools, FinalPlan, prompts.PLAN_FINAL, usage)
-        except Exception as error:  # any failure of the model path is recorded, then the fallback answers
-            reason = _reason(error)
-            log.warning("model %s plan failed (%s); using %s", self.name, reason, self.fallback.name, exc_info=True)
+        except Exception as error:  # noqa: BLE001 — any failure of the model path is recorded, the fallback answers
+            reason = self._fell_back("plan", error)
             return known.model_copy(update={"fallback": reason, "tokens": usage.tokens()})
         informed = (
             reads > 0
@@ -155,6 +151,13 @@ class ModelReasoner:
             tokens=usage.tokens(),
             informed_by_untrusted_text=informed,
         )
+
+    def _fell_back(self, what: str, error: Exception) -> str:
+        """The reason recorded as `fallback`, logged as ONE warning line (the traceback only at debug level)."""
+        reason = _reason(error)
+        log.warning("model %s %s failed (%s); using %s", self.name, what, reason, self.fallback.name)
+        log.debug("model %s %s failure", self.name, what, exc_info=error)
+        return reason
 
     def _tools(
         self, resource_name: str, kind: str, read: ReadTool, resource: Resource | None = None

@@ -4,13 +4,15 @@ It replays a script of replies (text, tool calls, structured answers) in order a
 records every prompt it receives, so a test can assert on exactly what a model would
 have seen. `bind_tools` returns the model itself — the script, not the bound tools,
 decides what it "calls" — which is also what makes `with_structured_output` work.
-It reasons about nothing: whatever the script says, it says.
+It reasons about nothing: whatever the script says, it says. An exception in the script
+is raised in place of that reply and the script goes on (a provider that refused one
+request answers the next); past its end every call raises `ScriptExhausted`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -18,7 +20,7 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatResult
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
@@ -29,15 +31,21 @@ _ids = itertools.count(1)
 Reply = AIMessage | str | BaseException
 
 
+class ScriptExhausted(RuntimeError):
+    """The scripted model was called once more than its script has replies."""
+
+
 class ScriptedChatModel(GenericFakeChatModel):
     """Replies from a script, in order; `prompts` holds every message list it was sent."""
 
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
     model: str = "scripted"
+    script: list[Any] = Field(default_factory=list)  # Reply items, kept as given (no validation)
+    replied: int = 0  # script steps used so far
 
     @classmethod
     def of(cls, replies: Iterable[Reply], model: str = "scripted") -> ScriptedChatModel:
-        return cls(messages=_replay(replies), model=model)
+        return cls(messages=iter(()), script=list(replies), model=model)
 
     def bind_tools(
         self,
@@ -56,7 +64,27 @@ class ScriptedChatModel(GenericFakeChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.prompts.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        reply = self._next_reply(run_manager)
+        if isinstance(reply, BaseException):
+            raise reply
+        message = AIMessage(content=reply) if isinstance(reply, str) else reply
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _next_reply(self, run_manager: CallbackManagerForLLMRun | None) -> Reply:
+        """The script's next step (a subclass may choose it by the call's run metadata).
+
+        A model built with GenericFakeChatModel's own ``messages=iter([...])`` is served from that iterator.
+        """
+        if self.replied < len(self.script):
+            reply: Reply = self.script[self.replied]
+        else:
+            try:
+                reply = next(self.messages)
+            except StopIteration:
+                used = self.replied
+                raise ScriptExhausted(f"the script of {self.model} has no reply left (all {used} used)") from None
+        self.replied += 1
+        return reply
 
     def prompt_text(self) -> str:
         """Everything sent to the model, as one string (for "this never reached a prompt" asserts)."""
@@ -66,13 +94,6 @@ class ScriptedChatModel(GenericFakeChatModel):
                 parts.append(str(message.content))
                 parts.extend(str(call["args"]) for call in getattr(message, "tool_calls", []))
         return "\n".join(parts)
-
-
-def _replay(replies: Iterable[Reply]) -> Iterator[AIMessage | str]:
-    for reply in replies:
-        if isinstance(reply, BaseException):
-            raise reply
-        yield reply
 
 
 def usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
