@@ -5,20 +5,20 @@ Nothing here runs at import. `model_spec_from_env` answers "is a model configure
 chat model with a request timeout and a bounded number of retries, for any provider
 `init_chat_model` knows (``google_genai:gemini-2.5-flash``, ``ollama:llama3``,
 ``openai:gpt-4o-mini`` — an OpenAI-compatible endpoint through ``OPENAI_BASE_URL``), and
-the emulator ``scripted:PATH`` (replies replayed from a JSON file, for offline demos and tests).
-Both read the model and provider settings from `opsgraph.settings` (the environment
-over `.env`) unless given a mapping.
+the emulator ``scripted:PATH`` (a recording or list of replies replayed from a JSON file, for
+offline demos, tests and evals). Both read the model and provider settings from
+`opsgraph.settings` (the environment over `.env`) unless given a mapping.
 
 Each provider's LangChain integration is an optional extra of OpsGraph
 (``pip install 'opsgraph[openai]'``, ``[ollama]``, ``[anthropic]``); a missing one is named
-in the error.
+in the error. With ``OPSGRAPH_MODEL_RECORD=PATH`` in the process environment the model's
+every call is recorded to PATH (`opsgraph.agents.llm.recording`), for replay by ``scripted:PATH``.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -30,6 +30,7 @@ SCRIPTED = "scripted"  # the emulator: `scripted:PATH` replays a JSON file of re
 _GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 # The optional extra that installs each provider's integration (Gemini's is a dependency).
 EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
+RECORD_VARIABLE = "OPSGRAPH_MODEL_RECORD"
 
 
 class ModelConfigError(ValueError):
@@ -80,12 +81,19 @@ def _provider_kwargs(provider: str, timeout_s: float, max_retries: int, env: Map
 def build_chat_model(
     spec: str, timeout_s: float = 30.0, max_retries: int = 1, env: Mapping[str, str] | None = None
 ) -> BaseChatModel:
-    """A chat model for `spec`, bounded in time; `ModelConfigError` says what is missing."""
-    env = load_settings().model_environment() if env is None else env
+    """A chat model for `spec`, bounded in time (recording if asked); `ModelConfigError` says what is missing."""
+    if env is None:
+        env = load_settings().model_environment()
+        if record := os.environ.get(RECORD_VARIABLE):
+            env = {**env, RECORD_VARIABLE: record}
     provider, model = split_spec(spec)
-    if provider == SCRIPTED:
-        return scripted_model(model)
-    return _provider_model(spec, timeout_s, max_retries, env)
+    chat = scripted_model(model) if provider == SCRIPTED else _provider_model(spec, timeout_s, max_retries, env)
+    if record_to := env.get(RECORD_VARIABLE):
+        from opsgraph.agents.llm.recording import recorder_for
+
+        recorder = recorder_for(record_to, model_name(chat), "emulator" if provider == SCRIPTED else "model")
+        chat.callbacks = [*(chat.callbacks if isinstance(chat.callbacks, list) else []), recorder]
+    return chat
 
 
 def _provider_model(spec: str, timeout_s: float, max_retries: int, env: Mapping[str, str]) -> BaseChatModel:
@@ -117,25 +125,19 @@ def _provider_model(spec: str, timeout_s: float, max_retries: int, env: Mapping[
 
 
 def scripted_model(path: str) -> BaseChatModel:
-    """The emulated model of ``scripted:PATH``: `ScriptedChatModel` replaying the replies in a JSON file.
+    """The emulated model of ``scripted:PATH``: `ScriptedChatModel` replaying a recording or list of replies.
 
-    For offline demos and the tests of processes that build their own model (the chat server):
-    it reasons about nothing. The file is a list of replies, each ``{"text": "..."}`` or
+    For offline demos, evals and the tests of processes that build their own model (the chat
+    server): it reasons about nothing. The file is a recording (`opsgraph.agents.llm.recording`)
+    or a plain list of replies, each ``{"text": "..."}`` or
     ``{"tool_calls": [{"name": "...", "args": {...}}], "text": "..."}``.
     """
-    from opsgraph.agents.llm.scripted import ScriptedChatModel, text, tool_calls
+    from opsgraph.agents.llm.recording import RecordingError, replay
 
     try:
-        replies = json.loads(Path(path).read_text())
-        script = [
-            tool_calls(*((c["name"], c["args"]) for c in r["tool_calls"]), text=r.get("text", ""))
-            if r.get("tool_calls")
-            else text(r["text"])
-            for r in replies
-        ]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelConfigError(f"scripted model {path!r}: not a readable list of replies ({error})") from error
-    return ScriptedChatModel.of(script, model=f"scripted:{Path(path).name}")
+        return replay(path)
+    except RecordingError as error:
+        raise ModelConfigError(f"scripted model {path!r}: {error}") from error
 
 
 def model_name(chat: BaseChatModel) -> str:

@@ -88,7 +88,7 @@ def test_the_scripted_emulator_replays_a_json_file_of_replies(tmp_path: Path) ->
     assert [(c["name"], c["args"]) for c in first.tool_calls] == [("redis_info", {"resource": "cache"})]
     assert model.invoke("again").content == "ok"
     script.write_text('[{"txet": "typo"}]')
-    with pytest.raises(ModelConfigError, match="not a readable list of replies"):
+    with pytest.raises(ModelConfigError, match="not a model recording or list of replies"):
         build_chat_model(f"scripted:{script}")
     with pytest.raises(ModelConfigError, match=r"no-such\.json"):
         build_chat_model(f"scripted:{tmp_path / 'no-such.json'}")
