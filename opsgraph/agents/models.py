@@ -31,6 +31,8 @@ _GEMINI_KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 # The optional extra that installs each provider's integration (Gemini's is a dependency).
 EXTRAS = {"openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
 RECORD_VARIABLE = "OPSGRAPH_MODEL_RECORD"
+# Longest reply asked of an OpenAI-compatible server: a structured answer takes a few hundred tokens.
+COMPATIBLE_MAX_REPLY_TOKENS = 1024
 
 
 class ModelConfigError(ValueError):
@@ -71,6 +73,8 @@ def _provider_kwargs(provider: str, timeout_s: float, max_retries: int, env: Map
     if provider == "openai":
         if base_url := env.get("OPENAI_BASE_URL"):
             kwargs["base_url"] = base_url
+            # A compatible server runs whatever model it was given; a small one can ramble until the timeout.
+            kwargs["max_tokens"] = COMPATIBLE_MAX_REPLY_TOKENS
         if key := env.get("OPENAI_API_KEY"):
             kwargs["api_key"] = key
     if provider == "google_genai" and (key := env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY")):

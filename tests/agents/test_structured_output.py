@@ -72,6 +72,9 @@ def test_json_schema_refused_like_llama_cpp_then_a_forced_tool_call_answers() ->
         "tools",
         "forced FinalPlan",  # remembered: no second try of json_schema
     ]  # fmt: skip
+    # Every request capped the reply's length in the field compatible servers read.
+    assert {body.get("max_tokens") for body in stub.requests} == {1024}
+    assert not any("max_completion_tokens" in body for body in stub.requests)
     # The conversation went on after the tool call: its assistant message went with "" content, not null.
     assert [m.get("content") for m in stub.requests[1]["messages"] if m["role"] == "assistant"] == [""]
     # Usage as the server counted it; the refused request cost nothing.
