@@ -45,6 +45,13 @@ bench-crash: setup
 	uv run python -m bench.kill_matrix --runs 10
 	uv run python -m bench.approve_race --pairs 20
 
+## A real (tiny) model, offline: Gemma 3 270M on llama-cpp-python's OpenAI-compatible server, beside
+## the runbook, on redis-memory-pressure (scores, fallbacks, server-counted tokens). Not part of `make test`:
+## the first run builds llama-cpp-python from source (~4 min on 2 cores) into ~/.cache/opsgraph/local-model.
+.PHONY: eval-local-model
+eval-local-model: setup
+	uv run python -m bench.local_model eval --scenario redis-memory-pressure --out .opsgraph/eval-local-model.json
+
 down: setup
 	uv run opsgraph down
 
