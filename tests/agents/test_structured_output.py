@@ -143,4 +143,5 @@ def test_a_provider_that_refuses_every_method_is_a_recorded_fallback() -> None:
     assert diagnosis.backend == "runbook" and diagnosis.fallback is not None
     assert diagnosis.fallback.startswith("the provider refused every structured-output method (json_schema: ")
     assert "function_calling: " in diagnosis.fallback and "json_mode: " in diagnosis.fallback
+    assert "\n" not in diagnosis.fallback  # the server's multi-line report, folded: one log line
     assert len(stub.requests) == 4  # tools once, then each method once: bounded

@@ -22,7 +22,14 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from opsgraph.agents.llm.budget import Usage, ask
-from opsgraph.agents.llm.structured import StructuredOutput, parse_json, refuses_shape, repair_messages, validated
+from opsgraph.agents.llm.structured import (
+    StructuredOutput,
+    one_line,
+    parse_json,
+    refuses_shape,
+    repair_messages,
+    validated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,10 @@ class ToolLoop:
                     if reads or not refuses_shape(error):
                         raise
                     # A provider (or model) that cannot call tools can still answer: without reading.
-                    log.info("tool calling refused (%s: %s); answering without reading", type(error).__name__, error)
+                    log.info(
+                        "tool calling refused (%s); answering without reading",
+                        one_line(f"{type(error).__name__}: {error}"),
+                    )
                     break
                 if not reply.tool_calls:
                     if (direct := parse_json(reply.content, schema)) is not None:

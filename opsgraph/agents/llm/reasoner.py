@@ -26,6 +26,7 @@ from opsgraph.agents.llm.budget import ModelFailure, Usage
 from opsgraph.agents.llm.loop import ToolLoop
 from opsgraph.agents.llm.render import incident_text, plan_text
 from opsgraph.agents.llm.scrub import Scrubber
+from opsgraph.agents.llm.structured import one_line
 from opsgraph.agents.llm.tools import catalogue_tools, extra_tools
 from opsgraph.agents.models import model_name
 from opsgraph.agents.reasoning import ReadTool, Reasoner
@@ -177,8 +178,9 @@ def _with_notes(text: str, notes: list[str]) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    """The fallback reason: one line (a server's error may quote a whole validation report), at most 500 chars."""
     if isinstance(error, ModelFailure):
-        return str(error)[:500]
+        return one_line(str(error))[:500]
     if isinstance(error, TimeoutError):
-        return f"model timed out: {error}" if str(error) else "model timed out"
-    return f"model error: {type(error).__name__}: {error}"[:500]
+        return f"model timed out: {one_line(str(error))}" if str(error) else "model timed out"
+    return one_line(f"model error: {type(error).__name__}: {error}")[:500]

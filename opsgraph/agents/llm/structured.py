@@ -94,14 +94,19 @@ class StructuredOutput:
                 messages.append(reply)
             parsed, problem = validated(reply, schema)
             return reply, parsed, problem
-        said = "; ".join(f"{method}: {why}" for method, why in self.refused.items())
+        said = "; ".join(f"{method}: {why[:140]}" for method, why in self.refused.items())
         raise ModelFailure(f"the provider refused every structured-output method ({said})"[:500])
 
     def _refuse(self, method: str, error: BaseException) -> None:
         self._methods.remove(method)
-        self.refused[method] = f"{type(error).__name__}: {error}"[:200]
+        self.refused[method] = one_line(f"{type(error).__name__}: {error}")[:200]
         following = self.method or "none left"
         log.info("structured output by %s refused (%s); next: %s", method, self.refused[method], following)
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and runs of spaces folded (server errors quote whole validation reports)."""
+    return " ".join(text.split())
 
 
 def refuses_shape(error: BaseException) -> bool:
