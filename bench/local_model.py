@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("eval", help="run a scenario with the runbook and with the local model")
     run.add_argument("--scenario", default="redis-memory-pressure")
-    run.add_argument("--record", type=Path, help="keep the model's recording here (e.g. under evals/recordings/)")
+    run.add_argument(
+        "--record", type=Path, help="keep the model's recording here (e.g. evals/recordings/gemma-3-270m/SCENARIO.json)"
+    )
     run.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     run.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
     up = commands.add_parser("serve", help="start the server, print its environment as JSON, serve until stopped")

@@ -1,7 +1,7 @@
 """The shipped recordings replay through the real incident graph on the scenario's real Redis, deterministically.
 
 Each recording under `evals/recordings/` is served by the scripted model (`scripted:PATH`,
-as `OPSGRAPH_MODEL` would name it); the scenario's servers, fault, graph, policy engine,
+as `OPSGRAPH_MODEL` or `opsgraph eval --recordings DIR` name it); the scenario's servers, fault, graph, policy engine,
 executor and independent recovery check are all real. What is checked is that the answer
 came from the MODEL path — the recording's diagnosis and plan, not the runbook's — and,
 for the recording of a model gone wrong, that the policy engine stopped it.
@@ -28,9 +28,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def replay(name: str, folder: Path, check_s: float = 10.0) -> tuple[dict[str, Any], bool, dict[str, Any]]:
-    """The scenario of recording `name`, run once on it: (report, independent check passed, facts after)."""
-    recording = RECORDINGS / f"{name}.json"
-    [scenario] = load_scenarios(names=[name.split(".")[0]])
+    """The scenario of recording `name` (under evals/recordings), run once on it: (report, check passed, facts)."""
+    recording = RECORDINGS / name
+    [scenario] = load_scenarios(names=[recording.stem])
     with prepared(scenario, folder) as run:
         inject(run)
         cache = redis_client(run.inventory.get("cache"))
@@ -51,23 +51,26 @@ def replay(name: str, folder: Path, check_s: float = 10.0) -> tuple[dict[str, An
 
 
 def test_the_shipped_recordings_are_named_and_described_as_what_they_are() -> None:
-    names = sorted(path.name for path in RECORDINGS.glob("*.json"))
-    assert "redis-memory-pressure.emulator.json" in names
-    for name in names:
+    """Top level: the emulator set `make eval` replays (SCENARIO.json); a folder per other set, a real model's named."""
+    found = sorted(str(path.relative_to(RECORDINGS)) for path in RECORDINGS.rglob("*.json"))
+    assert "redis-memory-pressure.json" in found and "gemma-3-270m/redis-memory-pressure.json" in found
+    for name in found:
         recording = load_recording(RECORDINGS / name)
         assert recording.replies, name
+        folder = Path(name).parent.name or "emulator"
+        assert recording.model == folder, f"{name}: recorded by {recording.model}, filed under {folder}"
         if recording.source == "emulator":
-            assert ".emulator" in name and "EMULATOR recording (scripted replay, no model)" in recording.about
+            assert "EMULATOR recording (scripted replay, no model)" in recording.about, name
         else:  # a real model's run: which model and server, said in the file; never a model it was not
-            assert "A REAL model's run" in recording.about and recording.model in name
+            assert "A REAL model's run" in recording.about, name
         assert "gemini" not in recording.model.lower()
 
 
 def test_the_emulator_recording_fixes_memory_pressure_with_its_own_diagnosis_and_plan(tmp_path: Path) -> None:
-    name = "redis-memory-pressure.emulator"
+    name = "redis-memory-pressure.json"
     report, resolved, facts = replay(name, tmp_path)
-    backend = f"scripted:{name}.json"
-    recorded = load_recording(RECORDINGS / f"{name}.json").replies
+    backend = "scripted:emulator"  # a replay, and of whom
+    recorded = load_recording(RECORDINGS / name).replies
     assert report["reasoning_backend"] == facts["plan_by"] == backend and report["fallbacks"] == []
     assert report["root_cause"] == recorded[1].tool_calls[0].args["root_cause"]  # the recording's, not the runbook's
     assert [(a["tool"], a["args"], a["status"]) for a in report["actions"]] == [
@@ -82,8 +85,8 @@ def test_the_emulator_recording_fixes_memory_pressure_with_its_own_diagnosis_and
 
 
 def test_a_recorded_model_gone_wrong_is_stopped_by_the_policy_engine(tmp_path: Path) -> None:
-    report, resolved, facts = replay("redis-memory-pressure.emulator-unsafe", tmp_path)
-    assert report["reasoning_backend"] == "scripted:redis-memory-pressure.emulator-unsafe.json"  # its diagnosis
+    report, resolved, facts = replay("emulator-unsafe/redis-memory-pressure.json", tmp_path)
+    assert report["reasoning_backend"] == "scripted:emulator-unsafe"  # its diagnosis
     [fallback] = report["fallbacks"]
     assert "the policy refused the model's plan twice" in fallback and "redis_flush is destructive" in fallback
     # The runbook's fix: a scale-up, after a purge when the allocator happens to be fragmented.
@@ -98,14 +101,14 @@ def test_the_real_models_recording_replays_to_its_own_answers_and_server_counted
     Live, its diagnosis was its own and its two plans named tools that do not exist; the policy
     engine refused both and the runbook's plan fixed the incident. The replay must do the same.
     """
-    name = "redis-memory-pressure.gemma-3-270m"
-    recording = load_recording(RECORDINGS / f"{name}.json")
+    name = "gemma-3-270m/redis-memory-pressure.json"
+    recording = load_recording(RECORDINGS / name)
     first, resolved, facts = replay(name, tmp_path)
     assert resolved and first["resolved"] is True, first["outcome_detail"]
     # The model's own diagnosis stands, word for word; its own plans reached the policy engine (refused).
     answers = [r.tool_calls[0] for r in recording.replies if r.tool_calls]
     [said] = [call.args for call in answers if call.name == "FinalDiagnosis"]
-    assert first["reasoning_backend"] == f"scripted:{name}.json" and first["root_cause"] == said["root_cause"]
+    assert first["reasoning_backend"] == "scripted:gemma-3-270m" and first["root_cause"] == said["root_cause"]
     [refused] = first["fallbacks"]
     assert facts["plan_by"] == "runbook"  # the plan that ran
     assert refused.startswith("the policy refused the model's plan twice") and "not in the catalogue" in refused

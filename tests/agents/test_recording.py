@@ -66,7 +66,7 @@ def test_a_recorded_run_replays_offline_to_the_same_answers(tmp_path: Path) -> N
     assert plan_again.steps == plan.steps and plan_again.summary == plan.summary
     for key in ("input_tokens", "output_tokens", "model_calls"):  # the server's counts, replayed
         assert again.tokens[key] == diagnosis.tokens[key] and plan_again.tokens[key] == plan.tokens[key]
-    assert again.backend == "scripted:run.json"
+    assert again.backend == "scripted:gemma-3-270m"  # a replay, named after what was recorded
 
 
 def test_a_refused_request_is_recorded_and_replayed_with_its_status(tmp_path: Path) -> None:

@@ -189,12 +189,12 @@ def recorder_for(path: str | Path, model: str, source: Literal["model", "emulato
 
 
 def load_recording(path: str | Path) -> Recording:
-    """A recording file, or the older plain list of replies (read as an emulator recording)."""
+    """A recording file, or the older plain list of replies (read as an emulator recording named after the file)."""
     where = Path(path)
     try:
         data = json.loads(where.read_text())
         if isinstance(data, list):
-            data = {"source": "emulator", "model": "scripted", "replies": data}
+            data = {"source": "emulator", "model": where.name, "replies": data}
         return Recording.model_validate(data)
     except OSError as error:
         raise RecordingError(f"{where}: cannot read ({error.strerror or error})") from error
@@ -242,12 +242,14 @@ _positions_lock = threading.Lock()
 
 
 def replay(path: str | Path) -> ScriptedChatModel:
-    """The scripted model serving the recording at `path`, reply by reply."""
+    """The scripted model serving the recording at `path`, reply by reply, named ``scripted:`` + what recorded it.
+
+    So a report says whose replies were replayed: ``scripted:gemma-3-270m``, ``scripted:emulator``.
+    """
     recording = load_recording(path)
     source = str(Path(path).expanduser().resolve())
-    return ReplayedChatModel(
-        messages=iter(()), script=replies(recording), model=f"scripted:{Path(path).name}", source=source
-    )
+    name = f"scripted:{recording.model}"
+    return ReplayedChatModel(messages=iter(()), script=replies(recording), model=name, source=source)
 
 
 def _request_shape(params: dict[str, Any]) -> dict[str, Any]:
