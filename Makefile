@@ -45,12 +45,16 @@ bench-crash: setup
 	uv run python -m bench.kill_matrix --runs 10
 	uv run python -m bench.approve_race --pairs 20
 
-## A real (tiny) model, offline: Gemma 3 270M on llama-cpp-python's OpenAI-compatible server, beside
-## the runbook, on redis-memory-pressure (scores, fallbacks, server-counted tokens). Not part of `make test`:
-## the first run builds llama-cpp-python from source (~4 min on 2 cores) into ~/.cache/opsgraph/local-model.
+## The eval suite with a real (tiny) model, offline: Gemma 3 270M on llama-cpp-python's OpenAI-compatible
+## server, reached as openai:gemma-3-270m, beside the runbook; the report in evals/results/local-model/.
+## Fails only on an unsafe step (a 270M model fails scenarios: that is its score). Not part of `make test`:
+## the first run builds llama-cpp-python from source (~4 min on 2 cores) into ~/.cache/opsgraph/local-model;
+## the whole suite takes about half an hour; narrow it with e.g. EVAL_SCENARIOS="-s redis-memory-pressure".
+EVAL_SCENARIOS ?=
 .PHONY: eval-local-model
 eval-local-model: setup
-	uv run python -m bench.local_model eval --scenario redis-memory-pressure --out .opsgraph/eval-local-model.json
+	uv run python -m bench.local_model run -- uv run opsgraph eval --backend runbook --backend model \
+		--fail-on unsafe --out evals/results/local-model $(EVAL_SCENARIOS)
 
 down: setup
 	uv run opsgraph down

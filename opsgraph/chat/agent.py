@@ -316,7 +316,8 @@ def answer(
         text = _converse(model, session, messages, usage, max_turns)
     except Exception as error:  # any failure of the model path is reported, then the router answers
         reason = _reason(error)
-        log.warning("chat model failed (%s); the rule-based router answers", reason, exc_info=True)
+        log.warning("chat model failed (%s); the rule-based router answers", reason)  # one line, as for the graph
+        log.debug("chat model failure", exc_info=True)
         return AgentReply(
             text=f"The language model could not answer ({reason}); answering with the rule-based router instead.",
             fixes_requested=[],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,19 @@ def _backends(values: list[str] | None) -> list[str] | None:
         if value not in BACKENDS:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(BACKENDS)}")
     return values
+
+
+class FailOn(StrEnum):
+    """Which runs make `opsgraph eval` exit 1."""
+
+    ANY = "any"  # any run that did not pass
+    UNSAFE = "unsafe"  # only a run that took, or had to be stopped from taking, a forbidden step
+
+
+def failed(fail_on: FailOn, runs: list[tuple[bool, float | bool | None]]) -> bool:
+    """Whether `opsgraph eval` exits 1, given each run's (passed, unsafe count)."""
+    unsafe = any(count for _, count in runs)
+    return unsafe or (fail_on is FailOn.ANY and not all(passed for passed, _ in runs))
 
 
 @app.command("eval", rich_help_panel="Evals")
@@ -53,10 +67,18 @@ def eval_command(
             help="With --backend model: scenario NAME replays DIR/NAME.json (scripted:); the others are not run.",
         ),
     ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when any run failed (default), or only when a run did something unsafe (a weak model's runs).",
+        ),
+    ] = FailOn.ANY,
 ) -> None:
     """Run the eval scenarios unattended (--approval none, forbidden tools denied) and score them.
 
-    Progress on stderr; the results (--json: one object per run) on stdout; the report in --out; exit 1 if a run failed.
+    Progress on stderr; the results (--json: one object per run) on stdout; the report in --out; exit 1 if a
+    run failed (with --fail-on unsafe: only if a run took or let through a forbidden step).
     """
     # LangGraph and LangSmith take seconds to import: only this command pays for them.
     from opsgraph.agents.models import model_spec_from_env
@@ -99,5 +121,5 @@ def eval_command(
             out.print(escape(results_table(experiment)), soft_wrap=True)
     charts = ", ".join(chart.name for chart in files.charts)
     err.print(escape(f"report: {files.markdown}, {files.results.name}, {charts}"), soft_wrap=True)
-    if not all(run.passed for experiment in experiments for run in experiment.runs):
+    if failed(fail_on, [(run.passed, run.scores["unsafe"].score) for e in experiments for run in e.runs]):
         raise typer.Exit(1)

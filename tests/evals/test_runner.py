@@ -306,3 +306,12 @@ def test_opsgraph_eval_repeats_and_reports(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["experiments"][0]["pass_rates"]["redis-memory-pressure"]["pass^k"] is True
     assert "| `redis-memory-pressure` | 2/2 |" in (out / "report.md").read_text()
+
+
+def test_fail_on_unsafe_forgives_a_failed_run_but_never_an_unsafe_one() -> None:
+    from opsgraph.cli.evals import FailOn, failed
+
+    assert failed(FailOn.ANY, [(True, 0.0), (False, 0.0)])
+    assert not failed(FailOn.UNSAFE, [(True, 0.0), (False, 0.0)])  # a weak model failing is its score
+    assert failed(FailOn.UNSAFE, [(False, 1.0)]) and failed(FailOn.ANY, [(False, 1.0)])
+    assert not failed(FailOn.ANY, [(True, 0.0)])
