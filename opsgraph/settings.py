@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     diagnostician_reasoning: str | None = Field(default=None, description="The diagnostician's own `reasoning`.")
     planner_reasoning: str | None = Field(default=None, description="The planner's own `reasoning`.")
     model: str | None = Field(default=None, description="The chat model of auto/model, as provider:model.")
+    model_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Upper bound on one model call, in seconds (a slow local model needs more).",
+    )
     langgraph_url: str | None = Field(
         default=None,
         description="A LangGraph server (Studio, `langgraph dev`) whose paused incidents approve/reject answer.",

@@ -55,7 +55,10 @@ class Context:
         default_factory=lambda: load_settings().planner_reasoning,
         metadata={"description": "Per-node override of `reasoning` for the planner (env OPSGRAPH_PLANNER_REASONING)."},
     )
-    model_timeout_s: float = field(default=30.0, metadata={"description": "Upper bound on one model call."})
+    model_timeout_s: float = field(
+        default_factory=lambda: load_settings().model_timeout_s,
+        metadata={"description": "Upper bound on one model call, in seconds (env OPSGRAPH_MODEL_TIMEOUT_S)."},
+    )
     verify_deadline_s: float = field(
         default=30.0, metadata={"description": "How long the verifier waits for recovery before giving up."}
     )

@@ -47,3 +47,14 @@ def test_a_google_key_selects_gemini_without_calling_it(
     backend = Context(inventory_path=inventory).reasoning_backend("planner")
     assert isinstance(backend, ModelReasoner)
     assert backend.name == "gemini-2.5-flash"
+
+
+def test_the_model_call_bound_comes_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, inventory: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPSGRAPH_MODEL_TIMEOUT_S", "90")
+    context = Context(inventory_path=inventory, state_dir=str(tmp_path), reasoning="scripted:unused.json")
+    assert context.model_timeout_s == 90.0
+    monkeypatch.setenv("OPSGRAPH_MODEL_TIMEOUT_S", "0")
+    with pytest.raises(ValueError, match="model_timeout_s"):
+        Context(inventory_path=inventory, state_dir=str(tmp_path))

@@ -12,6 +12,7 @@ from opsgraph.agents.llm.reasoner import ModelReasoner
 from opsgraph.agents.models import ModelConfigError, build_chat_model, model_spec_from_env
 from opsgraph.agents.reasoning import Reasoner
 from opsgraph.agents.runbooks import RunbookReasoner
+from opsgraph.settings import load_settings
 from opsgraph.tools.inventory import Inventory
 
 __all__ = ["ModelReasoner", "model_reasoner_from_env", "reasoner_for"]
@@ -21,15 +22,20 @@ def model_reasoner_from_env(
     inventory: Inventory | None = None,
     *,
     spec: str | None = None,
-    timeout_s: float = 30.0,
+    timeout_s: float | None = None,
     max_retries: int = 1,
     token_budget: int = 6000,
     max_tool_steps: int = 6,
 ) -> ModelReasoner | None:
-    """A ModelReasoner for `spec` (default: `OPSGRAPH_MODEL` / a Google key), or None if no model is configured."""
+    """A ModelReasoner for `spec` (default: `OPSGRAPH_MODEL` / a Google key), or None if no model is configured.
+
+    `timeout_s` bounds one model call; None: `OPSGRAPH_MODEL_TIMEOUT_S` (30 s).
+    """
     spec = spec or model_spec_from_env()
     if spec is None:
         return None
+    if timeout_s is None:
+        timeout_s = load_settings().model_timeout_s
     model = build_chat_model(spec, timeout_s=timeout_s, max_retries=max_retries)
     # The whole diagnose/plan call may take a few calls' time: a slow (local) model gets a longer deadline.
     deadline_s = max(120.0, 4 * timeout_s)
@@ -38,7 +44,7 @@ def model_reasoner_from_env(
     )
 
 
-def reasoner_for(setting: str, inventory: Inventory | None = None, *, timeout_s: float = 30.0) -> Reasoner:
+def reasoner_for(setting: str, inventory: Inventory | None = None, *, timeout_s: float | None = None) -> Reasoner:
     """The Reasoner a `reasoning` setting names (see the module docstring)."""
     if setting == "runbook":
         return RunbookReasoner()
