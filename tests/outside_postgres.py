@@ -25,30 +25,10 @@ from typing import Any
 import psycopg
 from support import child_pids, free_port, wait_for
 
-from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.binaries import as_postgres_user, postgres_binary
 
 PASSWORD = "s3cret-outside"
 _TIMEOUT_S = 60
-
-
-def _as_postgres() -> list[str]:
-    """The argv prefix that runs a server command as the postgres user (empty when we are not root)."""
-    if os.geteuid() != 0:
-        return []
-    return [
-        str(find_binary("setpriv")),
-        "--reuid=postgres",
-        "--regid=postgres",
-        "--init-groups",
-        "--inh-caps=+dac_override",
-        "--ambient-caps=+dac_override",
-    ]
-
-
-def _pg_binary(name: str) -> str:
-    """initdb/pg_ctl from the same installation (MissingBinaryError says what to install)."""
-    sibling = find_binary("pg_ctl").resolve().parent / name
-    return str(sibling if sibling.exists() else find_binary(name))
 
 
 @dataclass
@@ -81,7 +61,7 @@ class OutsidePostgres:
         """How this server is started: what a user would put in `external.commands.start`."""
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
         return [
-            *_as_postgres(), _pg_binary("pg_ctl"), "start", "-w", "-t", str(_TIMEOUT_S),
+            *as_postgres_user(), str(postgres_binary("pg_ctl")), "start", "-w", "-t", str(_TIMEOUT_S),
             "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file),
         ]  # fmt: skip
 
@@ -91,7 +71,7 @@ class OutsidePostgres:
         password_file.write_text(self.password + "\n")
         password_file.chmod(0o600)
         self._run(
-            _pg_binary("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=scram-sha-256",
+            str(postgres_binary("initdb")), "-D", str(self.data_dir), "-U", "postgres", "--auth=scram-sha-256",
             f"--pwfile={password_file}", "--encoding=UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
         password_file.unlink()
@@ -109,7 +89,16 @@ class OutsidePostgres:
         if self.postmaster_pid() is None:
             return
         subprocess.run(
-            [*_as_postgres(), _pg_binary("pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(self.data_dir)],
+            [
+                *as_postgres_user(),
+                str(postgres_binary("pg_ctl")),
+                "stop",
+                "-m",
+                "immediate",
+                "-w",
+                "-D",
+                str(self.data_dir),
+            ],
             capture_output=True,
             timeout=_TIMEOUT_S,
             check=False,
@@ -158,7 +147,7 @@ class OutsidePostgres:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def _run(self, *argv: str) -> None:
-        result = subprocess.run([*_as_postgres(), *argv], capture_output=True, text=True, timeout=_TIMEOUT_S)
+        result = subprocess.run([*as_postgres_user(), *argv], capture_output=True, text=True, timeout=_TIMEOUT_S)
         assert result.returncode == 0, f"{argv[0]} failed: {result.stderr}{result.stdout}"
 
 

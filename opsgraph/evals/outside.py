@@ -41,7 +41,7 @@ import redis
 from docker.errors import DockerException
 from psycopg import sql
 
-from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.binaries import as_postgres_user, find_binary, postgres_binary
 
 T = TypeVar("T")
 _TIMEOUT_S = 60.0
@@ -223,26 +223,6 @@ class OutsideRedis:
 # ---- PostgreSQL
 
 
-def _as_postgres() -> list[str]:
-    """The argv prefix that runs a server command as the postgres user (empty when we are not root)."""
-    if os.geteuid() != 0:
-        return []
-    return [
-        str(find_binary("setpriv")),
-        "--reuid=postgres",
-        "--regid=postgres",
-        "--init-groups",
-        "--inh-caps=+dac_override",
-        "--ambient-caps=+dac_override",
-    ]
-
-
-def _pg_binary(name: str) -> str:
-    """initdb/pg_ctl from the same installation (MissingBinaryError says what to install)."""
-    sibling = find_binary("pg_ctl").resolve().parent / name
-    return str(sibling if sibling.exists() else find_binary(name))
-
-
 @dataclass
 class OutsidePostgres:
     """One cluster in `folder`; `settings` go into its own postgresql.conf before the first start.
@@ -278,7 +258,7 @@ class OutsidePostgres:
         """How this server is started: what a user would put in `external.commands.start`."""
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
         return [
-            *_as_postgres(), _pg_binary("pg_ctl"), "start", "-w", "-t", str(int(_TIMEOUT_S)),
+            *as_postgres_user(), str(postgres_binary("pg_ctl")), "start", "-w", "-t", str(int(_TIMEOUT_S)),
             "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file),
         ]  # fmt: skip
 
@@ -289,7 +269,7 @@ class OutsidePostgres:
         password_file.chmod(0o600)
         try:
             initdb = [
-                *_as_postgres(), _pg_binary("initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                *as_postgres_user(), str(postgres_binary("initdb")), "-D", str(self.data_dir), "-U", "postgres",
                 "--auth=scram-sha-256", f"--pwfile={password_file}", "--encoding=UTF8", "--locale=C", "--no-sync",
             ]  # fmt: skip
             _run(initdb, "initdb")
@@ -347,7 +327,16 @@ class OutsidePostgres:
         """Stop at once (`pg_ctl stop -m immediate`), then kill whatever of it is left; remove the socket folder."""
         if self.postmaster_pid() is not None:
             subprocess.run(
-                [*_as_postgres(), _pg_binary("pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(self.data_dir)],
+                [
+                    *as_postgres_user(),
+                    str(postgres_binary("pg_ctl")),
+                    "stop",
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-D",
+                    str(self.data_dir),
+                ],
                 capture_output=True,
                 timeout=_TIMEOUT_S,
                 check=False,

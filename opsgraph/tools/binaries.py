@@ -95,3 +95,27 @@ def find_binaries(names: Iterable[str]) -> dict[str, Path]:
     if missing:
         raise MissingBinaryError(missing)
     return found
+
+
+def postgres_binary(name: str) -> Path:
+    """initdb/pg_ctl/postgres of the same installation as `pg_ctl`, so that versions never mix."""
+    sibling = find_binary("pg_ctl").resolve().parent / name
+    return sibling if sibling.exists() else find_binary(name)
+
+
+def as_postgres_user() -> list[str]:
+    """The argv prefix that runs a PostgreSQL command as the postgres user (empty when we are not root).
+
+    PostgreSQL refuses to run as root; `setpriv` drops to `postgres` but keeps the right to
+    write root-owned folders (the state folder, a test's temporary one).
+    """
+    if os.geteuid() != 0:
+        return []
+    return [
+        str(find_binary("setpriv")),
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--init-groups",
+        "--inh-caps=+dac_override",
+        "--ambient-caps=+dac_override",
+    ]

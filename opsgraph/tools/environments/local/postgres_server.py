@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from opsgraph.tools.atomic_file import write_atomic
-from opsgraph.tools.binaries import find_binary
+from opsgraph.tools.binaries import as_postgres_user, postgres_binary
 from opsgraph.tools.environments.local.process import LOOPBACK, LocalStackError, Server, run_launcher, running_as_root
 
 # sun_path is 108 bytes including the terminating NUL.
@@ -45,8 +45,7 @@ class PostgresServer(Server):
 
     def _tool(self, name: str) -> Path:
         """initdb/pg_ctl of the same installation, so that versions never mix."""
-        sibling = find_binary("pg_ctl").resolve().parent / name
-        return sibling if sibling.exists() else find_binary(name)
+        return postgres_binary(name)
 
     def _command(self, name: str, *arguments: str | Path) -> list[str | Path]:
         """A PostgreSQL command line, wrapped to run as the postgres user when we are root.
@@ -65,15 +64,7 @@ class PostgresServer(Server):
                 "user to run it as: install it with `apt-get install postgresql` "
                 "or run OpsGraph as an ordinary user"
             ) from None
-        return [
-            find_binary("setpriv"),
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--inh-caps=+dac_override",
-            "--ambient-caps=+dac_override",
-            *command,
-        ]
+        return [*as_postgres_user(), *command]
 
     def _settings(self) -> str:
         """Settings OpsGraph owns, rewritten at every start so inventory edits apply.
