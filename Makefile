@@ -42,6 +42,7 @@ bench: setup
 
 ## kill -9 at every dangerous moment of a fix, and concurrent approvals (about 10 minutes)
 bench-crash: setup
+	uv run pytest -m crash
 	uv run python -m bench.kill_matrix --runs 10
 	uv run python -m bench.approve_race --pairs 20
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support import free_port
 
 from bench.approve_race import KINDS, run_pairs, table
+
+pytestmark = pytest.mark.crash  # concurrent processes racing: `make bench-crash` (the suite's 15-minute budget)
 
 
 def test_concurrent_answers_run_the_restart_exactly_once_and_record_it(tmp_path: Path) -> None:

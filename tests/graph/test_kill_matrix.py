@@ -10,12 +10,14 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from support import free_port
 
 from bench.kill_matrix import POINTS, Target, failures, run_matrix, running_target, table, wait_for_pause
 from opsgraph.graph.failpoints import AFTER_INTENT, AFTER_RESULT, AFTER_TOOL_CALL
 
 
+@pytest.mark.crash  # a minute of kills: `make bench-crash` (the suite's 15-minute budget)
 def test_a_worker_killed_at_any_point_leaves_nothing_repeated_lost_stuck_or_in_doubt(tmp_path: Path) -> None:
     cases = run_matrix(tmp_path, free_port(), POINTS, runs=1)
     assert [case.point for case in cases] == list(POINTS)
