@@ -53,6 +53,9 @@ class _Session:
         self.buttons: dict[str, list[cl.Action]] = {}
         self.known_incidents: set[str] = set()
         self.driving: set[str] = set()  # incidents whose graph this conversation is running right now
+        # Showing a plan (drop the old buttons, send, remember the new ones) is one step: the follower
+        # and a run's end must not interleave in it, or two sets of buttons stay on the page.
+        self.showing = asyncio.Lock()
         self.resource_refs = [(r.name, r.kind) for r in self.service.resources]
         self.history: list[tuple[str, str]] = []  # (user|assistant, text) for the conversational agent
         self._model: BaseChatModel | None = None
@@ -153,8 +156,19 @@ async def _fix(session: _Session, resource: str) -> None:
 # ---- approvals
 
 
-async def _show_plan(session: _Session, pending: Pending) -> None:
-    await _drop_buttons(session, pending.incident_id)
+async def _show_plan(session: _Session, pending: Pending, only_if_new: bool = False) -> None:
+    """The plan with its buttons, replacing any shown for the incident; `only_if_new` (the follower):
+    not when this conversation drives the incident or already shows exactly these steps."""
+    async with session.showing:
+        if only_if_new and (
+            pending.incident_id in session.driving or session.shown_plans.get(pending.incident_id) == pending.digests
+        ):
+            return
+        await _remove_buttons(session, pending.incident_id)
+        await _send_plan(session, pending)
+
+
+async def _send_plan(session: _Session, pending: Pending) -> None:
     payload = {"incident_id": pending.incident_id, "digests": pending.digests}
     buttons = [
         cl.Action(name="approve", payload=payload, label="Approve", icon="check"),
@@ -167,6 +181,11 @@ async def _show_plan(session: _Session, pending: Pending) -> None:
 
 
 async def _drop_buttons(session: _Session, incident_id: str) -> None:
+    async with session.showing:
+        await _remove_buttons(session, incident_id)
+
+
+async def _remove_buttons(session: _Session, incident_id: str) -> None:
     for button in session.buttons.pop(incident_id, []):
         await button.remove()
     session.shown_plans.pop(incident_id, None)
@@ -187,17 +206,18 @@ async def _answer(session: _Session, incident_id: str, digests: list[str] | None
         return
     await _drop_buttons(session, incident_id)
     answer = {**answer, "by": _operator(), "digests": pending.digests}
-    session.driving.add(incident_id)
+    session.driving.add(incident_id)  # until its result is shown: the follower must not show it meanwhile
     try:
-        result = await _run_with_steps(lambda on_node: session.service.answer(pending, answer, on_node))
-    except (AnswerRefused, RunFailed) as refused:
-        await _say(f"✖ {refused}")
-        return
+        try:
+            result = await _run_with_steps(lambda on_node: session.service.answer(pending, answer, on_node))
+        except (AnswerRefused, RunFailed) as refused:
+            await _say(f"✖ {refused}")
+            return
+        if result.pending is not None and _refused(result.pending):
+            await _say(f"✖ The answer was refused: {result.pending['error']}")
+        await _show_result(session, result)
     finally:
         session.driving.discard(incident_id)
-    if result.pending is not None and _refused(result.pending):
-        await _say(f"✖ The answer was refused: {result.pending['error']}")
-    await _show_result(session, result)
 
 
 def _refused(request: dict[str, Any]) -> bool:
@@ -243,7 +263,7 @@ async def _catch_up(session: _Session) -> None:
     waiting = {p.incident_id: p for p in await asyncio.to_thread(session.service.pending)}
     for incident_id, pending in waiting.items():
         if incident_id not in session.driving and session.shown_plans.get(incident_id) != pending.digests:
-            await _show_plan(session, pending)
+            await _show_plan(session, pending, only_if_new=True)
     for incident_id in list(session.shown_plans):
         if incident_id not in waiting and incident_id not in session.driving:
             await _drop_buttons(session, incident_id)
