@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import psycopg
 
@@ -90,17 +90,15 @@ def _resp(*parts: str) -> bytes:
     return (f"*{len(parts)}\r\n" + "".join(f"${len(p.encode())}\r\n{p}\r\n" for p in parts)).encode()
 
 
-class Sessions:
+class Sessions(Protocol):
     """The sessions held, whatever their kind; `alive()` drops the ones the server closed."""
 
-    def alive(self) -> int:
-        raise NotImplementedError
+    def alive(self) -> int: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    def close(self) -> None: ...
 
 
-class RedisIdle(Sessions):
+class RedisIdle:
     def __init__(self, plan: HoldPlan) -> None:
         self.sockets: list[socket.socket] = []
         for _ in range(plan.count):
@@ -142,7 +140,7 @@ def _postgres(plan: HoldPlan) -> psycopg.Connection[Any]:
     )
 
 
-class PostgresIdle(Sessions):
+class PostgresIdle:
     def __init__(self, plan: HoldPlan) -> None:
         self.connections: list[psycopg.Connection[Any]] = []
         for _ in range(plan.count):
@@ -162,7 +160,7 @@ class PostgresIdle(Sessions):
             conn.close()
 
 
-class PostgresSleep(Sessions):
+class PostgresSleep:
     """One thread per session, each blocked in its one long query until it ends or is terminated."""
 
     def __init__(self, plan: HoldPlan) -> None:
