@@ -212,6 +212,12 @@ async def socket_client(
         await client.disconnect()
 
 
+async def connect_once(url: str, token: str | None) -> None:
+    """Open a socket.io connection as the browser would and close it (ConnectionError when refused)."""
+    async with socket_client(url, token):
+        pass
+
+
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run `coroutine` to the end on its own event loop in a worker thread, and return its result.
 

@@ -28,11 +28,11 @@ from chat.chainlit_server import (
     auth_env,
     chainlit_refusal,
     chainlit_server,
+    connect_once,
     log_in,
     login_token,
     run_async,
     send_message,
-    socket_client,
 )
 from opsgraph.chat import auth
 from opsgraph.cli.app import app as cli
@@ -172,14 +172,11 @@ def test_data_endpoints_refuse_a_client_without_a_valid_login(
 def test_the_websocket_refuses_a_client_without_a_valid_login(server: ChainlitServer) -> None:
     forged = jwt.encode({"identifier": "alice", "metadata": {}}, secrets.token_urlsafe(32), algorithm="HS256")
 
-    async def connect(token: str | None) -> None:
-        async with socket_client(server.url, token):
-            pass
-
     for token in (None, forged):
         with pytest.raises(socketio.exceptions.ConnectionError):
-            run_async(connect(token))
-    run_async(connect(login_token(server.url, "alice", PASSWORDS["alice"])))  # the same client, logged in
+            run_async(connect_once(server.url, token))
+    logged_in = login_token(server.url, "alice", PASSWORDS["alice"])
+    run_async(connect_once(server.url, logged_in))  # the same client, logged in
 
 
 def test_login_with_the_right_password_gives_a_session_with_the_role(server: ChainlitServer) -> None:

@@ -23,11 +23,11 @@ from chat.chainlit_server import (
     CHAT_APP,
     auth_env,
     chainlit_server,
+    connect_once,
     log_in,
     opsgraph_chat_command,
     run_async,
     send_message,
-    socket_client,
 )
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.runtime import incident_graph, start_incident
@@ -180,11 +180,6 @@ def test_a_pending_approval_survives_a_chat_server_restart(stack: Stack, page: P
     assert record is not None and record["status"] == "resolved"
 
 
-async def _connect(url: str) -> None:
-    async with socket_client(url, None):
-        pass
-
-
 def test_no_login_sees_nothing_and_a_viewer_cannot_approve(stack: Stack, page: Page, login: dict[str, str]) -> None:
     paused_by_another_process(stack, "inc-viewer-cache")
     with chat_server(stack, login) as url:
@@ -198,7 +193,7 @@ def test_no_login_sees_nothing_and_a_viewer_cannot_approve(stack: Stack, page: P
         refused = httpx.post(f"{url}/project/action", json={"sessionId": "s", "action": action}, timeout=30)
         assert refused.status_code == 401
         with pytest.raises(socketio.exceptions.ConnectionError):
-            run_async(_connect(url))
+            run_async(connect_once(url, None))
         open_chat(page, url, "carol")
         expect(page.get_by_text("Approval needed: inc-viewer-cache")).to_be_visible()
         page.get_by_role("button", name="Approve").click()
