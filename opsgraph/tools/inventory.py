@@ -41,6 +41,17 @@ class ResourceKind(StrEnum):
     NGINX = "nginx"
     HTTP = "http"  # an HTTP service judged by its health endpoint (e.g. the sample app)
     CONTAINER = "container"  # a container judged by its state (running, restarts, OOM kills, memory)
+    GCP_COMPUTE = "gcp_compute"  # a Compute Engine VM instance
+    GCP_SQL = "gcp_sql"  # a Cloud SQL for PostgreSQL instance
+    GCP_REDIS = "gcp_redis"  # a Memorystore for Redis instance
+
+    @property
+    def on_gcp(self) -> bool:
+        """Whether this kind is a GCP managed resource, reached through Google's APIs."""
+        return self in _GCP_KINDS
+
+
+_GCP_KINDS = frozenset({ResourceKind.GCP_COMPUTE, ResourceKind.GCP_SQL, ResourceKind.GCP_REDIS})
 
 
 class Environment(StrEnum):
@@ -94,6 +105,8 @@ class Band(_Strict):
 
 class Thresholds(_Strict):
     memory_used_pct: Band = Band(degraded=85, failed=95)
+    cpu_used_pct: Band = Band(degraded=85, failed=95)  # GCP: Compute Engine and Cloud SQL CPU utilisation
+    storage_used_pct: Band = Band(degraded=85, failed=95)  # GCP: Cloud SQL disk utilisation
     clients_used_pct: Band = Band(degraded=80, failed=95)
     connections_used_pct: Band = Band(degraded=80, failed=95)
     blocked_queries: Band = Band(degraded=1, failed=5)
@@ -256,6 +269,53 @@ class ExternalSettings(_Strict):
         return self.commands or LifecycleCommands()
 
 
+_GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # instance names (Compute Engine, Cloud SQL, Memorystore)
+
+
+class GcpSettings(_Strict):
+    """Where a GCP resource is (project, zone or region, instance) and how OpsGraph authenticates.
+
+    Credentials are a service-account key file or, when none is named, Application Default
+    Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's, or the metadata server);
+    google-auth refreshes the access token itself. The key is read only by google-auth: it is
+    never logged, checkpointed or shown to a model. `api_endpoint` and `monitoring_endpoint`
+    are for a private endpoint or the local GCP emulator; real projects leave them unset.
+    """
+
+    project: Annotated[str, Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", description="GCP project id")]
+    zone: Annotated[str | None, Field(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")] = Field(
+        None, description="gcp_compute: the instance's zone, e.g. us-central1-a"
+    )
+    region: Annotated[str | None, Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$")] = Field(
+        None, description="gcp_redis (required) and gcp_sql: the instance's region, e.g. us-central1"
+    )
+    instance: Annotated[str | None, Field(pattern=_GCP_NAME)] = Field(
+        None, description="The instance name in GCP; defaults to the resource's name"
+    )
+    credentials_file: Path | None = Field(
+        None, description="A service-account JSON key file; unset: Application Default Credentials"
+    )
+    api_endpoint: Annotated[str | None, Field(pattern=r"^https?://[^/\s]+$")] = Field(
+        None, description="Base URL of the REST APIs (compute, redis, sqladmin); unset: Google's"
+    )
+    monitoring_endpoint: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")] = Field(
+        None, description="host:port of the Cloud Monitoring gRPC API; unset: Google's"
+    )
+    operation_timeout_s: Annotated[StrictFloat, Field(gt=0, le=3600)] = Field(
+        600.0, description="How long a tool waits for a long-running operation to finish"
+    )
+
+    @field_validator("credentials_file")
+    @classmethod
+    def _absolute_key_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_absolute():
+            raise ValueError(f"{path} is not an absolute path")
+        return path
+
+    def instance_name(self, resource_name: str) -> str:
+        return self.instance or resource_name
+
+
 class ResourcePolicy(_Strict):
     """Hard limits that hold whatever the approval setting and whoever approves."""
 
@@ -268,6 +328,10 @@ class ResourcePolicy(_Strict):
     # Tools that never run on this resource, whatever their risk and whoever approves
     # (e.g. `redis_flush` on a cache that holds the only copy of its keys).
     deny_tools: list[str] = []
+    # GCP ceilings: the machine types a Compute Engine instance may be resized to and the tiers a
+    # Cloud SQL instance may be scaled to. Empty: no resize / no tier change at all.
+    machine_types: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]] = []
+    sql_tiers: list[Annotated[str, Field(pattern=r"^db-[a-z0-9-]{1,60}$")]] = []
 
     @field_validator("deny_tools")
     @classmethod
@@ -293,6 +357,7 @@ class Resource(_Strict):
     http: HttpSettings = HttpSettings()
     docker: DockerSettings = DockerSettings()
     external: ExternalSettings = ExternalSettings()
+    gcp: GcpSettings | None = None
     # How far OpsGraph may act on its own here; only ever tightens the global approval setting
     # (read-only: nothing mutating runs, review: every mutating step asks, autonomous: as global).
     mode: Literal["read-only", "review", "autonomous"] | None = None
@@ -310,6 +375,38 @@ class Resource(_Strict):
         if self.external != ExternalSettings() and self.environment is not Environment.EXTERNAL:
             raise ValueError(f"the `external` section applies to environment: external, not {self.environment}")
         return self
+
+    @model_validator(mode="after")
+    def _gcp_kinds_live_on_gcp(self) -> Resource:
+        """A GCP kind needs environment: gcp and a `gcp` section; nothing else may claim either."""
+        on_gcp = self.kind.on_gcp
+        if on_gcp != (self.environment is Environment.GCP):
+            raise ValueError(
+                f"kind {self.kind} needs environment: gcp"
+                if on_gcp
+                else f"environment: gcp holds the kinds gcp_compute, gcp_sql and gcp_redis, not {self.kind}"
+            )
+        if on_gcp != (self.gcp is not None):
+            raise ValueError(
+                f"kind {self.kind} needs a `gcp` section (project, zone or region)"
+                if on_gcp
+                else f"the `gcp` section applies to the GCP kinds, not {self.kind}"
+            )
+        if self.gcp is not None:
+            if self.kind is ResourceKind.GCP_COMPUTE and self.gcp.zone is None:
+                raise ValueError("gcp_compute needs gcp.zone (e.g. us-central1-a)")
+            if self.kind is ResourceKind.GCP_REDIS and self.gcp.region is None:
+                raise ValueError("gcp_redis needs gcp.region (e.g. us-central1)")
+            if self.kind is not ResourceKind.GCP_COMPUTE and self.gcp.zone is not None:
+                raise ValueError(f"gcp.zone applies to gcp_compute; {self.kind} has gcp.region")
+        return self
+
+    @property
+    def gcp_settings(self) -> GcpSettings:
+        """The `gcp` section of a GCP resource (the validator guarantees it is there)."""
+        if self.gcp is None:
+            raise ValueError(f"resource {self.name!r} ({self.kind}) is not a GCP resource")
+        return self.gcp
 
     @model_validator(mode="after")
     def _app_role_is_not_opsgraphs(self) -> Resource:
@@ -380,7 +477,9 @@ class Inventory(_Strict):
                 raise ValueError(
                     f"resources[{index}] ({resource.name}): a container resource needs environment: docker"
                 )
-            if resource.kind is not ResourceKind.CONTAINER and resource.connection.port == 0:
+            # A GCP resource is found through its API; its data plane (Memorystore's endpoint) may come from there too.
+            portless = resource.kind is ResourceKind.CONTAINER or resource.kind.on_gcp
+            if not portless and resource.connection.port == 0:
                 raise ValueError(
                     f"resources[{index}] ({resource.name}): connection.port is required for {resource.kind}"
                 )
