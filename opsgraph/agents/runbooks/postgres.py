@@ -20,12 +20,19 @@ transaction holding a lock) trips both findings at once.
   fixes it before anyone reloads.
 - An unreachable server is restarted through its environment, or, when the inventory
   gives OpsGraph no way to, escalated with what to configure.
+
+A Cloud SQL for PostgreSQL instance (`gcp_sql`) under connection overload is the same
+PostgreSQL seen through other tools (`gcp_sql_info`, `gcp_sql_kill_long_queries`, which
+reach its database over the same connection): the same reasoning, with one difference —
+raising max_connections there is a database-flag change that restarts the instance, left
+to a human.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,7 +41,7 @@ from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.records import Diagnosis, Hypothesis, Incident, Plan, PlanStep
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.tools.environments.external import restart_refusal
-from opsgraph.tools.inventory import Resource
+from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools import MAX_SESSIONS_PER_CALL, OWN_PREFIX, PostgresKillArgs
 from opsgraph.tools.probes.postgres_probe import NO_SLOT
 from opsgraph.tools.snapshot import Snapshot
@@ -50,10 +57,30 @@ TARGET_SHARE = 0.6
 LIST_LIMIT = 200
 
 
-def _facts(read: ReadTool, resource: str) -> dict[str, Any]:
-    outcome = read("postgres_info", {"resource": resource, "long_query_s": LONG_QUERY_S, "limit": LIST_LIMIT})
+@dataclass(frozen=True)
+class _Surface:
+    """The tools through which one kind of PostgreSQL is read and relieved."""
+
+    info: str
+    kill: str
+    scale: str | None  # None: no tool raises max_connections there (a human does)
+
+
+_SURFACES = {
+    ResourceKind.POSTGRES: _Surface("postgres_info", "postgres_kill_long_queries", "postgres_scale_connections"),
+    ResourceKind.GCP_SQL: _Surface("gcp_sql_info", "gcp_sql_kill_long_queries", None),
+}
+
+
+def _surface(kind: str) -> _Surface:
+    return _SURFACES[ResourceKind(kind)]
+
+
+def _facts(read: ReadTool, resource: str, kind: str) -> dict[str, Any]:
+    tool = _surface(kind).info
+    outcome = read(tool, {"resource": resource, "long_query_s": LONG_QUERY_S, "limit": LIST_LIMIT})
     if not outcome.ok:
-        return {"error": outcome.error}
+        return {"error": outcome.error, "tool": tool}
     return outcome.output or {}
 
 
@@ -173,9 +200,9 @@ _NO_SLOT_CAUSE = (
 
 
 def _diagnose_connections(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
-    facts = _facts(read, incident.resource)
+    facts = _facts(read, incident.resource, incident.kind)
     if "error" in facts:
-        evidence = [*snapshot.reasons, f"postgres_info failed: {facts['error']}"]
+        evidence = [*snapshot.reasons, f"{facts['tool']} failed: {facts['error']}"]
         if _no_slot(facts):
             return diagnosis_of(incident, evidence, _NO_SLOT_CAUSE, 0.8)
         return diagnosis_of(
@@ -243,9 +270,9 @@ def _diagnose_connections(incident: Incident, snapshot: Snapshot, read: ReadTool
 
 
 def _diagnose_blocked(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
-    facts = _facts(read, incident.resource)
+    facts = _facts(read, incident.resource, incident.kind)
     if "error" in facts:
-        evidence = [*snapshot.reasons, f"postgres_info failed: {facts['error']}"]
+        evidence = [*snapshot.reasons, f"{facts['tool']} failed: {facts['error']}"]
         return diagnosis_of(incident, evidence, "queries wait on locks; details could not be read", 0.5)
     roots = _root_blockers(facts)
     locks = facts["locks"]
@@ -296,7 +323,7 @@ def _config_lines(facts: dict[str, Any], snapshot: Snapshot) -> list[str]:
 
 
 def _diagnose_config(incident: Incident, snapshot: Snapshot, read: ReadTool) -> Diagnosis:
-    facts = _facts(read, incident.resource)
+    facts = _facts(read, incident.resource, incident.kind)
     lines = _config_lines(facts, snapshot)
     cause = (
         f"the configuration files on disk hold {len(lines)} line(s) the server would reject: the next reload "
@@ -314,13 +341,15 @@ def _diagnose_unreachable(incident: Incident, snapshot: Snapshot, read: ReadTool
 
 
 def _kill_step(resource: Resource, args: dict[str, Any], rationale: str, effect: str) -> PlanStep | str:
-    """A postgres_kill_long_queries step, or why none can be proposed (arguments the tool would refuse)."""
+    """A kill step (postgres_kill_long_queries or its Cloud SQL twin), or why none can be proposed
+    (arguments the tool would refuse)."""
     full = {"resource": resource.name, **args}
+    tool = _surface(resource.kind).kill
     try:
         PostgresKillArgs.model_validate(full)
     except ValidationError as error:
-        return f"cannot target these sessions with postgres_kill_long_queries: {error.errors()[0]['msg']}"
-    return PlanStep(tool="postgres_kill_long_queries", args=full, rationale=rationale, expected_effect=effect)
+        return f"cannot target these sessions with {tool}: {error.errors()[0]['msg']}"
+    return PlanStep(tool=tool, args=full, rationale=rationale, expected_effect=effect)
 
 
 def _leak_steps(resource: Resource, facts: dict[str, Any]) -> tuple[list[PlanStep], list[str], int]:
@@ -424,6 +453,12 @@ def _blocker_steps(resource: Resource, facts: dict[str, Any]) -> tuple[list[Plan
 
 
 def _scale_step(resource: Resource, facts: dict[str, Any], still_used: int) -> PlanStep | str:
+    tool = _surface(resource.kind).scale
+    if tool is None:
+        return (
+            f"{still_used} connections would still be in use: raising max_connections of {resource.name} is a "
+            "database-flag change that restarts the instance, so a human decides"
+        )
     maximum = facts["max_connections"]
     reserved = _reserved(facts)
     wanted = max(math.ceil((still_used / TARGET_SHARE + reserved) / 10) * 10, maximum + 10)
@@ -431,7 +466,7 @@ def _scale_step(resource: Resource, facts: dict[str, Any], still_used: int) -> P
     if wanted > ceiling:
         return f"would need max_connections {wanted}, above the policy ceiling of {ceiling}: a human decides"
     return PlanStep(
-        tool="postgres_scale_connections",
+        tool=tool,
         args={"resource": resource.name, "max_connections": wanted},
         rationale=(
             f"{still_used} connections would still be in use of {_usable(facts)} ordinary slots: "
@@ -449,7 +484,7 @@ def _with_notes(summary: str, notes: list[str]) -> str:
 
 
 def _plan(resource: Resource, read: ReadTool, locks_first: bool) -> Plan:
-    facts = _facts(read, resource.name)
+    facts = _facts(read, resource.name, resource.kind)
     if "error" in facts:
         if _no_slot(facts):
             summary = (
@@ -458,7 +493,7 @@ def _plan(resource: Resource, read: ReadTool, locks_first: bool) -> Plan:
                 "(it then uses a reserved slot) so it can act next time"
             )
             return Plan(steps=[], summary=summary, backend=BACKEND)
-        return Plan(steps=[], summary=f"cannot plan: postgres_info failed ({facts['error']})", backend=BACKEND)
+        return Plan(steps=[], summary=f"cannot plan: {facts['tool']} failed ({facts['error']})", backend=BACKEND)
     leak_steps, notes, freed = _leak_steps(resource, facts)
     long_steps, long_notes, long_freed = _long_steps(resource, facts)
     blocker_steps, blocker_notes = _blocker_steps(resource, facts) if facts["blocked_queries"] else ([], [])
@@ -468,7 +503,8 @@ def _plan(resource: Resource, read: ReadTool, locks_first: bool) -> Plan:
     band = resource.thresholds.connections_used_pct
     still_used = facts["connections"] - freed - long_freed
     if not locks_first and 100.0 * still_used / _usable(facts) >= band.degraded:
-        if (refusal := restart_refusal(resource)) is not None:
+        refusal = restart_refusal(resource) if _surface(resource.kind).scale is not None else None
+        if refusal is not None:
             summary = (
                 f"ending the sessions OpsGraph may end would still leave {_slots_line(facts, still_used)}; only a "
                 f"restart to raise max_connections is left, and OpsGraph may not do it: {refusal}"
@@ -507,7 +543,7 @@ def _plan_blocked(incident: Incident, resource: Resource, read: ReadTool) -> Pla
 
 def _plan_config(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
     """Never an automatic change: which value was meant is the operator's call."""
-    facts = _facts(read, resource.name)
+    facts = _facts(read, resource.name, resource.kind)
     lines = facts.get("config_errors") or []
     where = ", ".join(f"{error['file']}:{error['line']}" for error in lines) or "the configuration files"
     summary = (
@@ -535,4 +571,5 @@ RUNBOOKS = {
     "postgres_blocked_queries": Runbook(diagnose=_diagnose_blocked, plan=_plan_blocked),
     "postgres_config_invalid": Runbook(diagnose=_diagnose_config, plan=_plan_config),
     "postgres_unreachable": Runbook(diagnose=_diagnose_unreachable, plan=_plan_restart),
+    "gcp_sql_connection_overload": Runbook(diagnose=_diagnose_connections, plan=_plan_connections),
 }
