@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from opsgraph.agents.reasoning import ReadTool
 from opsgraph.agents.records import Diagnosis, Incident, Plan
-from opsgraph.agents.runbooks import containers, http, nginx, postgres, redis
+from opsgraph.agents.runbooks import containers, gcp, http, nginx, postgres, redis
 from opsgraph.agents.runbooks.common import BACKEND, Runbook, diagnosis_of
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.snapshot import Snapshot
@@ -25,7 +25,9 @@ def _registry(*tables: dict[str, Runbook]) -> dict[str, Runbook]:
     return merged
 
 
-RUNBOOKS = _registry(redis.RUNBOOKS, postgres.RUNBOOKS, nginx.RUNBOOKS, containers.RUNBOOKS, http.RUNBOOKS)
+RUNBOOKS = _registry(
+    redis.RUNBOOKS, postgres.RUNBOOKS, nginx.RUNBOOKS, containers.RUNBOOKS, http.RUNBOOKS, gcp.RUNBOOKS
+)
 
 
 class RunbookReasoner:
