@@ -75,10 +75,40 @@ class OutsideContainer(_Strict):
     restart: Literal["no", "on-failure", "always"] = "no"
 
 
+class EmulatedCompute(_Strict):
+    """A Compute Engine VM of the GCP emulator: its machine type and its (emulated) guest."""
+
+    machine_type: str = "e2-medium"
+    memory_used_pct: Annotated[float, Field(ge=0, le=100)] = 35.0
+    cpu_used_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
+    local_ssd: bool = False
+
+
+class EmulatedRedis(_Strict):
+    """A Memorystore instance of the GCP emulator; its data plane is a real redis-server (`outside`)."""
+
+    tier: Literal["BASIC", "STANDARD_HA"] = "STANDARD_HA"
+    memory_size_gb: Annotated[int, Field(ge=1, le=300)] = 1
+
+
+class EmulatedSql(_Strict):
+    """A Cloud SQL for PostgreSQL instance of the GCP emulator; its data plane is a real PostgreSQL (`outside`)."""
+
+    tier: str = Field("db-custom-1-3840", pattern=r"^db-[a-z0-9-]+$")
+
+
 _OUTSIDE: dict[str, type[OutsideRedis | OutsidePostgres | OutsideContainer]] = {
     "redis": OutsideRedis,
     "postgres": OutsidePostgres,
     "container": OutsideContainer,
+    # A GCP instance's data plane: the real server the emulator points the instance's endpoint at.
+    "gcp_redis": OutsideRedis,
+    "gcp_sql": OutsidePostgres,
+}
+_EMULATED: dict[str, type[EmulatedCompute | EmulatedRedis | EmulatedSql]] = {
+    "gcp_compute": EmulatedCompute,
+    "gcp_redis": EmulatedRedis,
+    "gcp_sql": EmulatedSql,
 }
 
 
@@ -97,7 +127,12 @@ class PostgresSeed(_Strict):
     rows: Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-_SEEDS: dict[str, type[RedisSeed | PostgresSeed]] = {"redis": RedisSeed, "postgres": PostgresSeed}
+_SEEDS: dict[str, type[RedisSeed | PostgresSeed]] = {
+    "redis": RedisSeed,
+    "postgres": PostgresSeed,
+    "gcp_redis": RedisSeed,  # written to the instance's data plane
+    "gcp_sql": PostgresSeed,
+}
 
 
 class ServerSpec(_Strict):
@@ -106,18 +141,22 @@ class ServerSpec(_Strict):
     `started_by: opsgraph` — OpsGraph's local stack starts it (`environment: local`);
     `started_by: outside` — the harness starts it as a user would (its own config file and
     data folder, outside OpsGraph's state), and the inventory declares it `environment: external`;
-    a container always runs in the harness's private Docker Engine (`environment: docker`).
+    a container always runs in the harness's private Docker Engine (`environment: docker`);
+    `started_by: gcp-emulator` — a GCP instance of the local GCP emulator (`emulated:`), whose
+    data plane (Memorystore, Cloud SQL) is a real server the harness starts (`outside:`).
     """
 
     name: str = Field(min_length=1)
-    kind: Literal["redis", "postgres", "http", "nginx", "container"]
-    started_by: Literal["opsgraph", "outside"] = "opsgraph"
+    kind: Literal["redis", "postgres", "http", "nginx", "container", "gcp_compute", "gcp_redis", "gcp_sql"]
+    started_by: Literal["opsgraph", "outside", "gcp-emulator"] = "opsgraph"
     # The rest of the inventory entry (local:, policy:, thresholds:, http:, …) — ports excluded.
     inventory: dict[str, Any] = Field(default_factory=dict)
     # How an outside server is started: the fields of OutsideRedis / OutsidePostgres / OutsideContainer.
     outside: dict[str, Any] = Field(default_factory=dict)
     # Data written before the fault, through the server's own client (RedisSeed / PostgresSeed).
     seed: dict[str, Any] = Field(default_factory=dict)
+    # How the GCP emulator holds a GCP instance: the fields of EmulatedCompute / EmulatedRedis / EmulatedSql.
+    emulated: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_ports(self) -> ServerSpec:
@@ -129,13 +168,18 @@ class ServerSpec(_Strict):
     def _how_started(self) -> ServerSpec:
         if self.kind == "container" and self.started_by != "outside":
             raise ValueError(f"{self.name}: a container is started by the harness's Docker Engine: started_by: outside")
+        if (self.kind in _EMULATED) != (self.started_by == "gcp-emulator"):
+            raise ValueError(f"{self.name}: GCP kinds, and only they, are started_by: gcp-emulator")
+        if self.emulated and self.kind not in _EMULATED:
+            raise ValueError(f"{self.name}: `emulated` is only read for the GCP kinds")
         if self.started_by == "outside" and self.kind not in _OUTSIDE:
             raise ValueError(f"{self.name}: an outside {self.kind} is not supported; outside: {sorted(_OUTSIDE)}")
-        if self.outside and self.started_by != "outside":
-            raise ValueError(f"{self.name}: `outside` is only read with started_by: outside")
+        if self.outside and self.started_by != "outside" and self.kind not in _OUTSIDE:
+            raise ValueError(f"{self.name}: `outside` is only read with started_by: outside (or a GCP data plane)")
         if self.seed and self.kind not in _SEEDS:
             raise ValueError(f"{self.name}: a {self.kind} takes no seed; seeds: {sorted(_SEEDS)}")
-        for section, read in (("outside", self.outside_settings), ("seed", self.seed_settings)):
+        readers = {"outside": self.outside_settings, "seed": self.seed_settings, "emulated": self.emulated_settings}
+        for section, read in readers.items():
             try:
                 read()
             except ValidationError as error:
@@ -145,10 +189,16 @@ class ServerSpec(_Strict):
         return self
 
     def outside_settings(self) -> OutsideRedis | OutsidePostgres | OutsideContainer | None:
-        """The typed `outside` section of an outside server (None for OpsGraph's own)."""
-        if self.started_by != "outside":
+        """The typed `outside` section of an outside server or a GCP data plane (None for OpsGraph's own)."""
+        if self.started_by == "opsgraph" or self.kind not in _OUTSIDE:
             return None
         return _OUTSIDE[self.kind].model_validate(self.outside)
+
+    def emulated_settings(self) -> EmulatedCompute | EmulatedRedis | EmulatedSql | None:
+        """The typed `emulated` section of a GCP instance (None for every other server)."""
+        if self.kind not in _EMULATED:
+            return None
+        return _EMULATED[self.kind].model_validate(self.emulated)
 
     def seed_settings(self) -> RedisSeed | PostgresSeed | None:
         if not self.seed:
@@ -185,8 +235,9 @@ class RecoveryCheck(_Strict):
 
 class Tags(_Strict):
     difficulty: Literal["easy", "medium", "hard"]
-    target: str = Field(min_length=1)  # redis, postgres, nginx, app, container, several
-    environment: Literal["local", "outside", "mixed", "docker"]  # docker: needs dockerd (the harness starts one)
+    target: str = Field(min_length=1)  # redis, postgres, nginx, app, container, gcp, several
+    # docker: needs dockerd (the harness starts one); gcp: the local GCP emulator (no project needed)
+    environment: Literal["local", "outside", "mixed", "docker", "gcp"]
     extra: list[str] = Field(default_factory=list)  # control, red-herring, injection, destructive, variant, …
 
     def all(self) -> set[str]:
