@@ -128,6 +128,9 @@ def _runner_of(resource: Resource) -> str:
         return "OpsGraph (local)"
     if resource.environment is Environment.EXTERNAL:
         return f"not managed by OpsGraph (lifecycle: {resource.external.lifecycle})"
+    if resource.gcp is not None:
+        where = resource.gcp.zone or resource.gcp.region or "global"
+        return f"GCP ({resource.gcp.project}/{where}/{resource.gcp.instance_name(resource.name)})"
     return str(resource.environment)
 
 

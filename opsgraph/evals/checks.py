@@ -306,9 +306,10 @@ CHECK_ARGS: dict[str, type[BaseModel]] = {
 }
 # What each check's `resource` must be.
 _KINDS = {
-    "redis_writes_succeed": {ResourceKind.REDIS},
-    "redis_data_intact": {ResourceKind.REDIS},
-    "postgres_query_runs": {ResourceKind.POSTGRES},
+    # A Memorystore / Cloud SQL instance is checked on its data plane, its inventory `connection`.
+    "redis_writes_succeed": {ResourceKind.REDIS, ResourceKind.GCP_REDIS},
+    "redis_data_intact": {ResourceKind.REDIS, ResourceKind.GCP_REDIS},
+    "postgres_query_runs": {ResourceKind.POSTGRES, ResourceKind.GCP_SQL},
     "http_ok": {ResourceKind.HTTP, ResourceKind.NGINX},
     "container_running": {ResourceKind.CONTAINER},
 }
