@@ -237,9 +237,13 @@ class CloudSql:
         database = self._database(call.params)
         running = self._book.in_progress(_RESOURCE.format(**call.params))
         if running is not None:
-            raise ApiError(409, "Operation failed because another operation was already in progress.",
-                           legacy_reason="operationInProgress", reason="OPERATION_IN_PROGRESS",
-                           metadata={"resource": _RESOURCE.format(**call.params), "operation": running.name})  # fmt: skip
+            raise ApiError(
+                409,
+                "Operation failed because another operation was already in progress.",
+                legacy_reason="operationInProgress",
+                reason="OPERATION_IN_PROGRESS",
+                metadata={"resource": _RESOURCE.format(**call.params), "operation": running.name},
+            )
         return database
 
     def _operate(self, call: Call, verb: str, done: Callable[[], None]) -> dict[str, Any]:

@@ -324,7 +324,9 @@ class ComputeEngine:
         if operation.error is not None:
             rendered["httpErrorStatusCode"] = operation.error.code
             rendered["httpErrorMessage"] = operation.error.status
-            rendered["error"] = {"errors": [{"code": operation.error.legacy_reason, "message": operation.error.message}]}
+            rendered["error"] = {
+                "errors": [{"code": operation.error.legacy_reason, "message": operation.error.message}]
+            }
         return rendered
 
 

@@ -132,7 +132,9 @@ class GcpEmulator:
 
     def instance(self, kind: Kind, name: str) -> dict[str, Any]:
         """The emulated resource's current JSON, as its API's get returns it; KeyError if there is none."""
-        services = {"compute": self._compute, "redis": self._redis, "sql": self._sql}
+        services: dict[Kind, ComputeEngine | Memorystore | CloudSql] = {
+            "compute": self._compute, "redis": self._redis, "sql": self._sql,
+        }  # fmt: skip
         found = services[kind].instance(name)
         if found is None:
             raise KeyError(f"no emulated {kind} instance {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 
 # HTTP status -> the canonical google.rpc.Code name Google pairs with it.
 _CANONICAL: dict[int, str] = {

@@ -75,11 +75,12 @@ class Gate:
         self._faults: dict[str, list[ApiError]] = {}
         self._log: list[EmulatorRequest] = []
 
-    def admit(
-        self, authorization: str | None, permission: str, method_id: str, resource: str, project: str
-    ) -> ServiceAccount:
-        """The caller, if the call may run; ApiError 401/403, or the queued fault, otherwise."""
-        account = self.authority.principal(authorization)
+    def authenticate(self, authorization: str | None) -> ServiceAccount:
+        """The caller behind an Authorization value; ApiError 401 if there is no live credential."""
+        return self.authority.principal(authorization)
+
+    def authorize(self, account: ServiceAccount, permission: str, method_id: str, resource: str, project: str) -> None:
+        """Nothing if the call may run; ApiError 403, or the fault queued for it, otherwise."""
         if project != self.project or not account.allows(permission):
             raise permission_denied(permission, resource)
         with self._lock:
@@ -90,7 +91,6 @@ class Gate:
                     if not queued:
                         del self._faults[key]
                     raise error
-        return account
 
     def fail_next(self, permission_or_method: str, status: int, count: int = 1, message: str | None = None) -> None:
         """The next `count` calls needing that permission (or that method id) fail with `status`."""

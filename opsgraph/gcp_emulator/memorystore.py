@@ -74,8 +74,11 @@ class Memorystore:
                 version = str(client.info("server")["redis_version"])
                 client.config_set("maxmemory", cache.memory_size_gb * cache.spec.bytes_per_gb)
             except redis.RedisError as error:
-                raise BackendError(f"the redis-server behind Memorystore instance {cache.spec.name!r} "
-                                   f"({cache.spec.host}:{cache.spec.port}) cannot be driven: {error}") from error  # fmt: skip
+                where = f"{cache.spec.host}:{cache.spec.port}"
+                name = cache.spec.name
+                raise BackendError(
+                    f"the redis-server of Memorystore instance {name!r} ({where}) fails: {error}"
+                ) from error
             major, minor, *_ = version.split(".")
             cache.redis_version = f"REDIS_{major}_{minor}"
 

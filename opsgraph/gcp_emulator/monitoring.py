@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from concurrent import futures
 
-import grpc
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 from google.api import metric_pb2, monitored_resource_pb2
 from google.cloud.monitoring_v3 import types
 
@@ -30,7 +30,10 @@ _METHOD_PATH = f"/{SERVICE}/ListTimeSeries"
 _PERMISSION = "monitoring.timeSeries.list"
 _CONJUNCT = re.compile(r'\s*(metric\.type|resource\.type|(?:metric|resource)\.labels?\.\w+)\s*=\s*"([^"]*)"\s*')
 _GAUGE = metric_pb2.MetricDescriptor.MetricKind.GAUGE
-_VALUE_TYPES = {"DOUBLE": metric_pb2.MetricDescriptor.ValueType.DOUBLE, "INT64": metric_pb2.MetricDescriptor.ValueType.INT64}
+_VALUE_TYPES = {
+    "DOUBLE": metric_pb2.MetricDescriptor.ValueType.DOUBLE,
+    "INT64": metric_pb2.MetricDescriptor.ValueType.INT64,
+}
 
 Source = Callable[[str], list[Series]]
 logger = logging.getLogger(__name__)
@@ -88,7 +91,9 @@ class MonitoringServer:
             request_deserializer=types.ListTimeSeriesRequest.deserialize,
             response_serializer=types.ListTimeSeriesResponse.serialize,
         )
-        self._server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"ListTimeSeries": handler})])
+        self._server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(SERVICE, {"ListTimeSeries": handler})]
+        )
         self.port = self._server.add_secure_port(f"127.0.0.1:{port}", grpc.local_server_credentials())
         if not self.port:
             raise OSError(f"the GCP emulator's monitoring server cannot listen on 127.0.0.1:{port}")
@@ -110,9 +115,9 @@ class MonitoringServer:
         project = request.name.removeprefix("projects/")
         principal: str | None = None
         try:
-            account = self._gate.admit(metadata.get("authorization"), _PERMISSION, _METHOD_PATH.lstrip("/"),
-                                       request.name, project)  # fmt: skip
+            account = self._gate.authenticate(metadata.get("authorization"))
             principal = account.email
+            self._gate.authorize(account, _PERMISSION, _METHOD_PATH.lstrip("/"), request.name, project)
             conditions = parse_filter(request.filter)
         except ApiError as error:
             self._gate.record(EmulatorRequest("gRPC", _METHOD_PATH, _PERMISSION, error.code, principal))

@@ -78,18 +78,19 @@ class RestServer:
     def _call(
         self, verb: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, Any], str | None, str | None]:
-        matched = next(((route, params) for route in self.routes if (params := route.match(verb, path)) is not None), None)
+        matched = next(
+            ((route, params) for route in self.routes if (params := route.match(verb, path)) is not None), None
+        )
         if matched is None:
             error = ApiError(404, f"The emulator has no method {verb} {path}.", legacy_reason="notFound")
             return error.code, error.body(), None, None
         route, params = matched
         principal: str | None = None
         try:
-            account = self._gate.admit(
-                headers.get("authorization"), route.permission, route.method_id,
-                route.resource.format(**params), params.get("project", ""),
-            )  # fmt: skip
+            account = self._gate.authenticate(headers.get("authorization"))
             principal = account.email
+            resource = route.resource.format(**params)
+            self._gate.authorize(account, route.permission, route.method_id, resource, params.get("project", ""))
             body = _json_object(raw)
             with self._lock:
                 reply = route.handler(Call(params, query, body, account))
@@ -119,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         rest: RestServer = self.server.rest  # type: ignore[attr-defined]
         try:
             status, reply = rest.dispatch(self.command, self.path, headers, raw)
-        except Exception:  # noqa: BLE001 — a bug of the emulator: answer 500 as Google would, and log it loudly
+        except Exception:  # a bug of the emulator: answer 500 as Google would, and log it loudly
             logger.exception("GCP emulator: %s %s failed", self.command, self.path)
             error = ApiError(500, "Internal error encountered in the GCP emulator.")
             status, reply = error.code, error.body()
