@@ -96,11 +96,24 @@ def demo(
     approval: ApprovalOption = ApprovalMode.RISKY,
     as_json: JsonOption = False,
     approver: ApproverOption = None,
+    gcp_emulator: Annotated[
+        bool,
+        typer.Option(
+            "--gcp-emulator",
+            help=(
+                "Run a gcp-* scenario on the local GCP emulator (no GCP project is reached): the emulator and the "
+                "real servers behind the instances' data planes start for the demo and stop after it."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Bring up the local stack, inject the fault, and fix it: detect → diagnose → approve → fix → verify."""
     # Load the graph machinery before the fault exists, so MTTD measures detection, not imports.
     import opsgraph.graph.fixing  # noqa: F401
 
+    if gcp_emulator:
+        _demo_on_gcp_emulator(scenario, state_dir, approval, as_json, approver)
+        return
     aim_or_exit(scenario, inventory, state_dir, None)  # a bad scenario name starts no server
     stack = local_stack(inventory, state_dir)
     err.print("[bold]1/3 local stack[/]")
@@ -110,6 +123,37 @@ def demo(
     injected_at = time.time()  # the fault exists from here on: MTTD counts from now
     err.print("[bold]3/3 fixing[/]")
     records = run_fix(inventory, state_dir, approval, as_json, approver, fault_started_at=injected_at)
+    if not any(record["resolved"] for record in records):
+        raise typer.Exit(1)
+
+
+def _demo_on_gcp_emulator(
+    scenario_name: str, state_dir: Path, approval: ApprovalMode, as_json: bool, approver: str | None
+) -> None:
+    """The GCP demo: the eval scenario's system on the GCP emulator, its fault, and the fix, then teardown."""
+    from opsgraph.evals.harness import HarnessError, inject, prepared
+    from opsgraph.evals.scenario import ScenarioError, load_scenarios
+
+    try:
+        found = load_scenarios(names=[scenario_name])
+    except ScenarioError as error:
+        fail(str(error), 2)
+    scenario = found[0]
+    if scenario.tags.environment != "gcp":
+        gcp = ", ".join(s.name for s in load_scenarios(tags=["gcp"]))
+        fail(f"{scenario_name} is not a GCP scenario; --gcp-emulator runs one of: {gcp}", 2)
+    folder = state_dir / "gcp-emulator-demo" / time.strftime("%Y%m%d-%H%M%S")
+    err.print("[bold]1/3 GCP emulator[/] (local, emulated APIs; the data planes are real servers)")
+    try:
+        with prepared(scenario, folder) as run:
+            progress(f"  inventory: {run.inventory_path}")
+            err.print(f"[bold]2/3 injecting {escape(scenario_name)}[/]")
+            for injected in inject(run):
+                progress(f"  {json.dumps(injected)}")
+            err.print("[bold]3/3 fixing[/]")
+            records = run_fix(run.inventory_path, run.state_dir, approval, as_json, approver, run.injected_at)
+    except HarnessError as error:
+        fail(str(error), 1)
     if not any(record["resolved"] for record in records):
         raise typer.Exit(1)
 

@@ -4,7 +4,8 @@
 loopback), starts the servers — OpsGraph's local stack for `started_by: opsgraph`, the
 harness itself for `started_by: outside` (`opsgraph.evals.outside`: own config files and
 data folders, `environment: external`; containers in a private Docker Engine started for
-the run, `environment: docker`) — writes the scenario's seed data, and always takes
+the run, `environment: docker`; GCP instances in the local GCP emulator, `evals.gcp_system`)
+— writes the scenario's seed data, and always takes
 everything down again, fault resets first, whatever happened in between. `inject` applies
 the scenario's faults through the fault catalogue; `recovered` runs the scenario's own
 recovery check through its settle window. Nothing here runs OpsGraph's graph: the runner
@@ -39,6 +40,7 @@ from psycopg import sql
 from pydantic import ValidationError
 
 from opsgraph.evals.checks import CHECKS, CheckResult, check_problems, seed_value
+from opsgraph.evals.gcp_system import GcpInstances
 from opsgraph.evals.outside import (
     BUSYBOX_IMAGE,
     DockerEngine,
@@ -218,6 +220,24 @@ def _container(server: ServerSpec, settings: OutsideContainer, engine: DockerEng
     return {"name": server.name, "kind": "container", "environment": "docker", "docker": {"container": name}}
 
 
+def _add_gcp(
+    gcp: GcpInstances,
+    server: ServerSpec,
+    settings: OutsideRedisSpec | OutsidePostgresSpec | OutsideContainer | None,
+    folder: Path,
+    cleanup: ExitStack,
+    environment: _Environment,
+) -> None:
+    """A GCP instance of the emulator, after the real server behind its data plane (if it has one) is up."""
+    if isinstance(settings, OutsideRedisSpec):
+        gcp.add(server, _outside_redis(server, settings, folder, cleanup)["connection"])
+    elif isinstance(settings, OutsidePostgresSpec):
+        connection = _outside_postgres(server, settings, folder, cleanup, environment)["connection"]
+        gcp.add(server, connection, password=os.environ[connection["password_env"]])
+    else:
+        gcp.add(server, None)
+
+
 def _seed(run: Prepared) -> None:
     """The data the app had written before the fault, through each server's own client."""
     for server in run.scenario.servers:
@@ -265,10 +285,14 @@ def prepared(scenario: EvalScenario, folder: Path) -> Iterator[Prepared]:
                 cleanup.callback(engine.stop)
                 engine.start()
                 environment.set("DOCKER_HOST", engine.host)
-            entries = []
+            entries: dict[str, dict[str, Any]] = {}
+            gcp = GcpInstances()
             for server in scenario.servers:
                 settings = server.outside_settings()
                 place = folder / "outside" / server.name
+                if server.started_by == "gcp-emulator":
+                    _add_gcp(gcp, server, settings, place, cleanup, environment)
+                    continue
                 if isinstance(settings, OutsideRedisSpec):
                     entry = _outside_redis(server, settings, place, cleanup)
                 elif isinstance(settings, OutsidePostgresSpec):
@@ -278,8 +302,12 @@ def prepared(scenario: EvalScenario, folder: Path) -> Iterator[Prepared]:
                     entry = _container(server, settings, engine, run_id)
                 else:
                     entry = _local_entry(server)
-                entries.append(_merged(entry, server.inventory) if settings is not None else entry)
-            inventory_path.write_text(yaml.safe_dump({"version": 1, "resources": entries}, sort_keys=False))
+                entries[server.name] = _merged(entry, server.inventory) if settings is not None else entry
+            if gcp:
+                for name, entry in gcp.start(folder / "gcp", cleanup).items():
+                    entries[name] = _merged(entry, next(s for s in scenario.servers if s.name == name).inventory)
+            resources = [entries[server.name] for server in scenario.servers]
+            inventory_path.write_text(yaml.safe_dump({"version": 1, "resources": resources}, sort_keys=False))
             inventory = load_inventory(inventory_path)
             stack = LocalStack(state_dir, inventory)
             cleanup.callback(stack.down)
