@@ -262,6 +262,35 @@ def _docker_time(text: str) -> float:
     return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction or 0}")
 
 
+# ---- a GCP VM (the GCP emulator's own state: no guest runs that a check could log into)
+
+
+class VmArgs(_Args):
+    max_memory_pct: Annotated[float, Field(gt=0, le=100)] = 80.0
+
+
+def gcp_vm_serving(inventory: Inventory, args: Mapping[str, Any]) -> CheckResult:
+    """The emulated VM is RUNNING and its guest uses less than `max_memory_pct` of its memory.
+
+    Read from the GCP emulator's own state (its admin route), not through Google's API or
+    OpsGraph's probe: the check stays independent of what it checks.
+    """
+    parsed = _parse(VmArgs, args)
+    gcp = inventory.get(parsed.resource).gcp_settings
+    url = f"{gcp.api_endpoint}/emulator/compute/{gcp.project}/{gcp.zone}/{gcp.instance_name(parsed.resource)}/guest"
+    try:
+        reply = httpx.get(url, timeout=_TIMEOUT_S)
+        reply.raise_for_status()
+        guest = reply.json()
+    except (httpx.HTTPError, ValueError) as error:
+        return CheckResult(False, f"cannot read the emulated VM {parsed.resource}: {error}")
+    if guest["status"] != "RUNNING":
+        return CheckResult(False, f"VM {parsed.resource} is {guest['status']}")
+    if guest["memory_used_pct"] >= parsed.max_memory_pct:
+        return CheckResult(False, f"VM {parsed.resource}'s guest uses {guest['memory_used_pct']:g} % of its memory")
+    return CheckResult(True, f"VM {parsed.resource} is RUNNING, guest memory {guest['memory_used_pct']:g} %")
+
+
 # ---- several
 
 
@@ -294,6 +323,7 @@ CHECKS: dict[str, Check] = {
     "postgres_query_runs": postgres_query_runs,
     "http_ok": http_ok,
     "container_running": container_running,
+    "gcp_vm_serving": gcp_vm_serving,
     "all_of": all_of,
 }
 CHECK_ARGS: dict[str, type[BaseModel]] = {
@@ -302,6 +332,7 @@ CHECK_ARGS: dict[str, type[BaseModel]] = {
     "postgres_query_runs": PostgresQueryArgs,
     "http_ok": HttpArgs,
     "container_running": ContainerArgs,
+    "gcp_vm_serving": VmArgs,
     "all_of": AllOfArgs,
 }
 # What each check's `resource` must be.
@@ -312,6 +343,7 @@ _KINDS = {
     "postgres_query_runs": {ResourceKind.POSTGRES, ResourceKind.GCP_SQL},
     "http_ok": {ResourceKind.HTTP, ResourceKind.NGINX},
     "container_running": {ResourceKind.CONTAINER},
+    "gcp_vm_serving": {ResourceKind.GCP_COMPUTE},
 }
 
 

@@ -25,6 +25,7 @@ Admin routes (JSON, no auth, 127.0.0.1 only), on `api_endpoint`:
     GET  /emulator/tokens                             {"tokens": [...]}: every bearer credential seen
     GET  /emulator/requests                           {"requests": [{method, path, permission, status, principal}]}
     GET  /emulator/{compute|redis|sql}/{name}         the instance's current JSON, as its API returns it
+    GET  /emulator/compute/{project}/{zone}/{name}/guest  {"status", "memory_used_pct", "cpu_used_pct"} now
     POST /emulator/compute/{project}/{zone}/{name}/guest  {"memory_used_pct": 97, "cpu_used_pct": 80}
     POST /emulator/sql/{project}/{name}/metrics       {"cpu_utilization": 0.9, "disk_utilization": 0.95}
     POST /emulator/fail_next                          {"permission": "compute.instances.reset", "status": 429,

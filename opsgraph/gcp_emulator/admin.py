@@ -66,6 +66,8 @@ class AdminApi:
                     return 200, {"requests": [dataclasses.asdict(request) for request in emulator.requests()]}
                 case "GET", ["compute" | "redis" | "sql" as kind, name]:
                     return 200, emulator.instance(kind, name)
+                case "GET", ["compute", project, zone, name, "guest"] if self._ours(project):
+                    return 200, emulator.guest(zone, name)
                 case "POST", ["compute", project, zone, name, "guest"] if self._ours(project):
                     guest = _Guest.model_validate(body)
                     emulator.set_guest(zone, name, guest.memory_used_pct, guest.cpu_used_pct)

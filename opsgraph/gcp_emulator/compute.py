@@ -120,6 +120,14 @@ class ComputeEngine:
             if cpu_used_pct is not None:
                 vm.cpu_used_pct = cpu_used_pct
 
+    def guest(self, zone: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            self._book.settle()
+            vm = self._vms.get((zone, name))
+            if vm is None:
+                raise KeyError(f"no emulated compute instance {name!r} in zone {zone}")
+            return {"status": vm.status, "memory_used_pct": vm.memory_used_pct, "cpu_used_pct": vm.cpu_used_pct}
+
     def instance(self, name: str) -> dict[str, Any] | None:
         with self._lock:
             self._book.settle()

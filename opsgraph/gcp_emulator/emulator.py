@@ -114,6 +114,10 @@ class GcpEmulator:
         """The VM's guest metrics as its agent reports them (until a reset or start restores the baselines)."""
         self._compute.set_guest(zone, name, memory_used_pct, cpu_used_pct)
 
+    def guest(self, zone: str, name: str) -> dict[str, Any]:
+        """What the VM's guest is doing now (status, memory and CPU use): the evals' own look at a VM."""
+        return self._compute.guest(zone, name)
+
     def set_sql_metrics(self, name: str, cpu_utilization: float | None = None,
                         disk_utilization: float | None = None) -> None:  # fmt: skip
         """The emulated database/cpu/utilization and database/disk/utilization of a Cloud SQL instance (0..1)."""
