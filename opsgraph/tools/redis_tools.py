@@ -261,7 +261,12 @@ def redis_scale_clients(args: RedisScaleClientsArgs, ctx: ToolContext) -> dict[s
 )
 def redis_flush(args: ToolArgs, ctx: ToolContext) -> dict[str, Any]:
     """Delete every key in the Redis server (FLUSHALL). Irreversible."""
-    client = kept_client(ctx.resource(args.resource))
+    return flush_all(ctx.resource(args.resource))
+
+
+def flush_all(resource: Resource) -> dict[str, Any]:
+    """redis_flush on the server `resource` reaches (a Memorystore instance's data plane too)."""
+    client = kept_client(resource)
     keys = client.dbsize()
     client.flushall()
     return {"keys_deleted": keys}

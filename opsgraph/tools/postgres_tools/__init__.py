@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsgraph.tools.postgres_tools.connection import OWN_PREFIX, connect
-from opsgraph.tools.postgres_tools.info import postgres_info
+from opsgraph.tools.postgres_tools.info import PostgresInfoArgs, postgres_info, read_postgres_info
 from opsgraph.tools.postgres_tools.server import (
     postgres_restart,
     postgres_scale_connections,
@@ -21,6 +21,7 @@ from opsgraph.tools.postgres_tools.sessions import (
     MAX_SESSIONS_PER_CALL,
     TERMINATE_SQL,
     PostgresKillArgs,
+    kill_long_queries,
     postgres_kill_long_queries,
 )
 from opsgraph.tools.spec import ToolSpec
@@ -30,8 +31,11 @@ __all__ = [
     "OWN_PREFIX",
     "TERMINATE_SQL",
     "TOOLS",
+    "PostgresInfoArgs",
     "PostgresKillArgs",
     "connect",
+    "kill_long_queries",
+    "read_postgres_info",
 ]
 
 TOOLS: list[ToolSpec[Any]] = [

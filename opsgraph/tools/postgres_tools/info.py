@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from opsgraph.tools.inventory import ResourceKind
+from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools.activity import Session, read_sessions, rounded
 from opsgraph.tools.postgres_tools.connection import connect
 from opsgraph.tools.probes.postgres_config import config_errors
@@ -88,7 +88,11 @@ def postgres_info(args: PostgresInfoArgs, ctx: ToolContext) -> dict[str, Any]:
 
     Who holds the connections and the locks: the facts a connection or lock incident needs.
     """
-    resource = ctx.resource(args.resource)
+    return read_postgres_info(ctx.resource(args.resource), args)
+
+
+def read_postgres_info(resource: Resource, args: PostgresInfoArgs) -> dict[str, Any]:
+    """postgres_info's facts about the server `resource` reaches (a Cloud SQL instance's data plane too)."""
     with connect(resource) as conn:
         settings = conn.execute(
             "SELECT current_setting('server_version') AS version,"

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import psycopg
 from pydantic import Field, model_validator
 
-from opsgraph.tools.inventory import ResourceKind
+from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools.activity import Session, read_sessions
 from opsgraph.tools.postgres_tools.connection import OWN_PREFIX, connect
 from opsgraph.tools.risk import Risk
@@ -111,7 +111,11 @@ def postgres_kill_long_queries(args: PostgresKillArgs, ctx: ToolContext) -> dict
 
     "Oldest" is within their state; the protections are described in this module's docstring.
     """
-    resource = ctx.resource(args.resource)
+    return kill_long_queries(ctx.resource(args.resource), args)
+
+
+def kill_long_queries(resource: Resource, args: PostgresKillArgs) -> dict[str, Any]:
+    """postgres_kill_long_queries on the server `resource` reaches (a Cloud SQL instance's data plane too)."""
     with connect(resource) as conn:
         sessions = read_sessions(conn)
         blocking = {pid for s in sessions for pid in s.blocked_by}
