@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsgraph.tools import docker_tools, nginx_tools, postgres_tools, process_tools, redis_tools
+from opsgraph.tools import docker_tools, gcp_tools, nginx_tools, postgres_tools, process_tools, redis_tools
 from opsgraph.tools.inventory import Resource
 from opsgraph.tools.spec import ToolSpec
 
@@ -25,7 +25,12 @@ def _build_catalogue(*modules_tools: list[ToolSpec[Any]]) -> dict[str, ToolSpec[
 
 
 CATALOGUE: dict[str, ToolSpec[Any]] = _build_catalogue(
-    redis_tools.TOOLS, postgres_tools.TOOLS, nginx_tools.TOOLS, docker_tools.TOOLS, process_tools.TOOLS
+    redis_tools.TOOLS,
+    postgres_tools.TOOLS,
+    nginx_tools.TOOLS,
+    docker_tools.TOOLS,
+    process_tools.TOOLS,
+    gcp_tools.TOOLS,
 )
 
 

@@ -15,6 +15,9 @@ What is fingerprinted, per kind (each fact cheap: one round trip or one small fi
   of the cluster: a different one means a different cluster), `data_directory`, the
   databases and the user tables of the inventory's database.
 - nginx: the sha256 of its config file.
+- GCP (read through the API): a Compute Engine VM's id, creation time and disks (a reset,
+  stop or start keeps all three); a Memorystore or Cloud SQL instance's creation time plus
+  the Redis or PostgreSQL facts above, read on its data plane.
 
 A server that is down cannot be asked, so "before" then comes from disk where the
 inventory (or the state folder) says where the data lives: PostgreSQL's system
@@ -34,6 +37,11 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from opsgraph.tools.connections import postgres_conninfo
+from opsgraph.tools.environments.gcp.dataplane import postgres_data_plane, redis_data_plane
+from opsgraph.tools.environments.gcp.errors import GcpApiError
+from opsgraph.tools.environments.gcp.instances import Json, compute_instance, redis_instance, sql_instance
+from opsgraph.tools.errors import ToolError
+from opsgraph.tools.gcp_tools.permissions import PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.redis_tools import kept_client
 
@@ -41,6 +49,8 @@ Facts = dict[str, Any]
 # An RDB file of an empty dataset is ~100 bytes; AOF files of one hold at most a preamble.
 _EMPTY_PERSISTENCE_BYTES = 200
 _REDIS_SETTINGS = ("dir", "dbfilename", "appendonly", "appenddirname", "save")
+_VM_FACTS = ("id", "creationTimestamp", "disks")
+_MANAGED_FACTS = ("createTime",)
 
 
 class DataFingerprint(BaseModel):
@@ -144,9 +154,38 @@ def _nginx_facts(resource: Resource, state_dir: Path) -> Facts:
     return {"config_file": str(path), "config_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
+def _vm_facts(instance: Json) -> Facts:
+    disks = [disk.get("source") or f"scratch:{disk.get('deviceName')}" for disk in instance.get("disks", [])]
+    return {"id": instance.get("id"), "creationTimestamp": instance.get("creationTimestamp"), "disks": sorted(disks)}
+
+
+def _gcp_fingerprint(resource: Resource, now: float) -> DataFingerprint:
+    """Through the API; for Memorystore and Cloud SQL also on the data plane (whose silence is noted, not fatal)."""
+    grant = PROBE_PERMISSIONS[resource.kind]
+    try:
+        if resource.kind is ResourceKind.GCP_COMPUTE:
+            return DataFingerprint(source="live", facts=_vm_facts(compute_instance(resource, grant)), taken_at=now)
+        redis_kind = resource.kind is ResourceKind.GCP_REDIS
+        instance = redis_instance(resource, grant) if redis_kind else sql_instance(resource, grant)
+    except GcpApiError as error:
+        return DataFingerprint(source="none", error=str(error), taken_at=now)
+    facts: Facts = {"createTime": instance.get("createTime")}
+    try:
+        if redis_kind:
+            facts |= _redis_live(redis_data_plane(resource, instance))
+        else:
+            facts |= _postgres_live(postgres_data_plane(resource, instance))
+    except (ToolError, redis.RedisError, OSError, psycopg.Error) as error:
+        problem = f"the data plane did not answer: {type(error).__name__}: {str(error).strip()}"
+        return DataFingerprint(source="live", facts=facts, error=problem, taken_at=now)
+    return DataFingerprint(source="live", facts=facts, taken_at=now)
+
+
 def fingerprint(resource: Resource, state_dir: Path) -> DataFingerprint | None:
     """The data's fingerprint now: live when the server answers, else from disk; None for kinds without data."""
     now = time.time()
+    if resource.kind.on_gcp:
+        return _gcp_fingerprint(resource, now)
     if resource.kind is ResourceKind.NGINX:
         try:
             return DataFingerprint(source="disk", facts=_nginx_facts(resource, state_dir), taken_at=now)
@@ -221,6 +260,12 @@ def unexpected_changes(
         return _redis_changes(kept, allowed)
     if kind is ResourceKind.POSTGRES:
         return _postgres_changes(kept, allowed)
+    if kind is ResourceKind.GCP_COMPUTE:
+        return _changed(kept, allowed, _VM_FACTS)
+    if kind is ResourceKind.GCP_REDIS:
+        return _changed(kept, allowed, _MANAGED_FACTS) + _redis_changes(kept, allowed)
+    if kind is ResourceKind.GCP_SQL:
+        return _changed(kept, allowed, _MANAGED_FACTS) + _postgres_changes(kept, allowed)
     return _changed(kept, allowed, ("config_file", "config_sha256"))
 
 

@@ -71,6 +71,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),  # GitHub tokens
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),  # Slack tokens
     (re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}"), MASK),  # Google OAuth access token
+    # The GCP emulator's access tokens ("emulator-" + 32 url-safe characters): a word like
+    # "emulator-backed" has no digit or capital, a token has.
+    (re.compile(r"\bemulator-(?=[A-Za-z_-]*[0-9A-Z])[0-9A-Za-z_-]{24,}"), MASK),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MASK),  # JWT
     (
         re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
@@ -88,6 +91,7 @@ _TRIGGERS = (
     "://", "bearer", "basic", "pass", "pwd", "secret", "token", "apikey", "api_key", "api-key",
     "accesskey", "access_key", "access-key", "privatekey", "private_key", "private-key", "credential", "auth",
     "akia", "asia", "aiza", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "ya29.", "eyj", "-----begin",
+    "emulator-",
 )  # fmt: skip
 
 

@@ -3,8 +3,10 @@
 `local` (supervised processes on loopback ports) is the embedded default and manages
 only what it created; `external` operates servers someone else started, exactly as the
 inventory declares (commands, a systemd unit, or not at all); `docker` reaches
-containers through the Docker Engine API; `gcp` arrives with its own issue and fails
-clearly until then. No environment ever replaces a server or creates its data.
+containers through the Docker Engine API; `gcp` (Compute Engine, Cloud SQL, Memorystore,
+package `gcp`) is operated through Google's APIs by the gcp tools (`gcp_compute_restart_instance`,
+`gcp_sql_restart_instance`, `gcp_redis_restart`...), which wait for Google's operations,
+so it has no `Lifecycle`. No environment ever replaces a server or creates its data.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def lifecycle_for(resource: Resource, inventory: Inventory, state_dir: Path) -> 
         return DockerEnvironment(inventory)
     if resource.environment is Environment.EXTERNAL:
         return ExternalEnvironment(inventory)
+    if resource.environment is Environment.GCP:
+        raise UnsupportedEnvironment(
+            f"resource {resource.name!r} runs on GCP, whose lifecycle operations are the gcp tools "
+            "(gcp_compute_restart_instance, gcp_sql_restart_instance, gcp_redis_restart, ...), not a Lifecycle"
+        )
     raise UnsupportedEnvironment(
         f"resource {resource.name!r} runs in the {resource.environment} environment, "
         "which has no lifecycle operations in this version (only 'local', 'external' and 'docker')"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
 from opsgraph.tools.probes.container_probe import probe_container
+from opsgraph.tools.probes.gcp_probe import probe_gcp
 from opsgraph.tools.probes.http_probe import probe_http
 from opsgraph.tools.probes.nginx_probe import probe_nginx
 from opsgraph.tools.probes.postgres_probe import probe_postgres
@@ -22,6 +23,9 @@ _PROBES: dict[ResourceKind, Callable[[Resource], Snapshot]] = {
     ResourceKind.NGINX: probe_nginx,
     ResourceKind.HTTP: probe_http,
     ResourceKind.CONTAINER: probe_container,
+    ResourceKind.GCP_COMPUTE: probe_gcp,
+    ResourceKind.GCP_REDIS: probe_gcp,
+    ResourceKind.GCP_SQL: probe_gcp,
 }
 
 

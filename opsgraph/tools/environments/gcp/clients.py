@@ -48,7 +48,7 @@ def _kept(
         client = _CLIENTS.get(key)
         if client is None:
             client = _CLIENTS[key] = build(credentials)
-        return client  # type: ignore[no-any-return]  # built by `build` for this key
+        return client  # built by `build` for this key
 
 
 def _options(settings: GcpSettings) -> dict[str, str] | None:
@@ -115,7 +115,7 @@ def metrics(settings: GcpSettings) -> MetricServiceClient:
 
         if endpoint is None:
             return monitoring_v3.MetricServiceClient(credentials=credentials)
-        import grpc
+        import grpc  # type: ignore[import-untyped]
         from google.auth.transport.grpc import secure_authorized_channel
         from google.auth.transport.requests import Request
         from google.cloud.monitoring_v3.services.metric_service.transports.grpc import MetricServiceGrpcTransport
@@ -123,7 +123,9 @@ def metrics(settings: GcpSettings) -> MetricServiceClient:
         host = endpoint.rpartition(":")[0]
         local = host in _LOOPBACK or host.startswith("127.")
         transport = grpc.local_channel_credentials() if local else grpc.ssl_channel_credentials()
-        channel = secure_authorized_channel(credentials, Request(), endpoint, ssl_credentials=transport)
+        channel = secure_authorized_channel(  # type: ignore[no-untyped-call]
+            credentials, Request(), endpoint, ssl_credentials=transport
+        )
         return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
 
     return _kept("monitoring", endpoint, settings, build)

@@ -52,7 +52,9 @@ def _from_key_file(path: Path) -> Credentials:
         if key in _LOADED:
             return _LOADED[key]
         try:
-            credentials = service_account.Credentials.from_service_account_file(str(path), scopes=SCOPES)
+            credentials: Credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                str(path), scopes=SCOPES
+            )
         except PermissionError:
             raise GcpApiError(f"the GCP key file {path} cannot be read: permission denied", 401) from None
         except (ValueError, KeyError, TypeError) as error:

@@ -16,7 +16,7 @@ def rest_request(http_options: list[dict[str, str]], request: Any, host: str) ->
     from google.api_core import path_template
     from google.protobuf import json_format
 
-    transcoded = path_template.transcode(http_options, type(request).pb(request))
+    transcoded = path_template.transcode(http_options, type(request).pb(request))  # type: ignore[no-untyped-call]
     body = transcoded.get("body")
     query = transcoded.get("query_params")
     params = json_format.MessageToDict(query) if query is not None else {}
