@@ -105,9 +105,7 @@ def emulator_config(redis: OutsideRedis | None, postgres: OutsidePostgres | None
                 name="orders-db", region=REGION, tier=SQL_TIER, port=postgres.port, password=postgres.password
             )
         ]
-    return EmulatorConfig(
-        project=PROJECT, operation_delay_s=delay_s, compute=compute, redis=redis_specs, sql=sql_specs
-    )
+    return EmulatorConfig(project=PROJECT, operation_delay_s=delay_s, compute=compute, redis=redis_specs, sql=sql_specs)
 
 
 def inventory_entries(
@@ -172,7 +170,9 @@ def gcp_world(folder: Path, *, backing: bool = True, operation_delay_s: float = 
         if postgres is not None:
             os.environ[SQL_PASSWORD_ENV] = postgres.password
         try:
-            yield GcpWorld(emulator, redis, postgres, key_file, folder, inventory_entries(emulator, key_file, redis, postgres))
+            yield GcpWorld(
+                emulator, redis, postgres, key_file, folder, inventory_entries(emulator, key_file, redis, postgres)
+            )
         finally:
             if previous is None:
                 os.environ.pop(SQL_PASSWORD_ENV, None)

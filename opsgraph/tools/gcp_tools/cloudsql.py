@@ -17,10 +17,10 @@ from opsgraph.tools.environments.gcp import clients
 from opsgraph.tools.environments.gcp.dataplane import postgres_data_plane
 from opsgraph.tools.environments.gcp.errors import Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, sql_instance
-from opsgraph.tools.environments.gcp.operations import Waited, sql_poll, wait_for
+from opsgraph.tools.environments.gcp.operations import Deadline, Waited, sql_poll, wait_for
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
-from opsgraph.tools.gcp_tools.change import Deadline, GcpChangeArgs, dry_run_answer
+from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
 from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
@@ -70,7 +70,7 @@ def _change(resource: Resource, grant: Grant, method: str, request: Any) -> Wait
             request=request, timeout=clients.CALL_TIMEOUT_S, retry=None
         )
     poll = sql_poll(settings, target, grant, operation.name)
-    return wait_for(operation.name, target, poll, Deadline(resource, _MAX_WAIT_S).left_s())
+    return wait_for(operation.name, target, poll, Deadline(resource.gcp_settings, _MAX_WAIT_S))
 
 
 @declare(risk=Risk.READ, target=ResourceKind.GCP_SQL, idempotent=True)

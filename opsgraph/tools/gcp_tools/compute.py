@@ -15,10 +15,10 @@ from opsgraph.tools.environments.gcp import clients
 from opsgraph.tools.environments.gcp.errors import GcpApiError, Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, compute_instance, has_local_ssd, short_name
 from opsgraph.tools.environments.gcp.monitoring import latest_value
-from opsgraph.tools.environments.gcp.operations import Waited, compute_poll, wait_for
+from opsgraph.tools.environments.gcp.operations import Deadline, Waited, compute_poll, wait_for
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
-from opsgraph.tools.gcp_tools.change import Deadline, GcpChangeArgs, dry_run_answer
+from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
 from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
@@ -99,7 +99,7 @@ def _change(resource: Resource, grant: Grant, method: str, request: Any, deadlin
     with google_call(target, grant):
         operation = getattr(client, method)(request=request, timeout=clients.CALL_TIMEOUT_S, retry=None)
     poll = compute_poll(settings, target, grant, operation.name)
-    return wait_for(operation.name, target, poll, deadline.left_s())
+    return wait_for(operation.name, target, poll, deadline)
 
 
 def _simple_change(
@@ -117,7 +117,7 @@ def _simple_change(
     request = _request(resource, method)
     if args.dry_run:
         return dry_run_answer(_described(resource, method, request), before=vm_facts(before))
-    waited = _change(resource, grant, method, request, Deadline(resource, _MAX_WAIT_S))
+    waited = _change(resource, grant, method, request, Deadline(resource.gcp_settings, _MAX_WAIT_S))
     after = compute_instance(resource, grant)
     return {"operation": waited.as_dict(), "before": vm_facts(before), "after": vm_facts(after)}
 
@@ -234,7 +234,7 @@ def gcp_compute_resize(args: GcpComputeResizeArgs, ctx: ToolContext) -> dict[str
             requests=described,
             before=vm_facts(before),
         )
-    deadline = Deadline(resource, _MAX_WAIT_S)
+    deadline = Deadline(resource.gcp_settings, _MAX_WAIT_S)
     operations: list[dict[str, Any]] = []
     for step in steps:
         try:
@@ -250,7 +250,7 @@ def gcp_compute_resize(args: GcpComputeResizeArgs, ctx: ToolContext) -> dict[str
 def _start_again(resource: Resource, grant: Grant) -> str:
     """After a failed resize of a VM that was running: start it again with its old type."""
     try:
-        _change(resource, grant, "start", _request(resource, "start"), Deadline(resource, _MAX_WAIT_S))
+        _change(resource, grant, "start", _request(resource, "start"), Deadline(resource.gcp_settings, _MAX_WAIT_S))
     except ToolError as error:
         return f"starting it again with its old machine type failed too ({error}): it is stopped"
     return "it was started again with its old machine type"

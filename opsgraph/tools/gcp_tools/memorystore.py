@@ -16,10 +16,10 @@ from opsgraph.tools.environments.gcp import clients
 from opsgraph.tools.environments.gcp.dataplane import redis_data_plane
 from opsgraph.tools.environments.gcp.errors import GcpApiError, Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, memorystore_name, redis_instance
-from opsgraph.tools.environments.gcp.operations import Waited, memorystore_poll, wait_for
+from opsgraph.tools.environments.gcp.operations import Deadline, Waited, memorystore_poll, wait_for
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
-from opsgraph.tools.gcp_tools.change import Deadline, GcpChangeArgs, dry_run_answer
+from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
 from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.redis_tools import flush_all, kept_client, read_info
@@ -65,7 +65,9 @@ def _change(resource: Resource, grant: Grant, method: str, request: Any) -> Wait
     with google_call(target, grant):
         operation = getattr(client, method)(request=request, timeout=clients.CALL_TIMEOUT_S, retry=None)
     name = operation.operation.name
-    return wait_for(name, target, memorystore_poll(target, grant, operation), Deadline(resource, _MAX_WAIT_S).left_s())
+    return wait_for(
+        name, target, memorystore_poll(target, grant, operation), Deadline(resource.gcp_settings, _MAX_WAIT_S)
+    )
 
 
 @declare(risk=Risk.READ, target=ResourceKind.GCP_REDIS, idempotent=True)

@@ -51,6 +51,17 @@ class Waited:
         return {"name": self.name, "statuses": self.statuses, "waited_s": round(self.waited_s, 2)}
 
 
+class Deadline:
+    """One deadline for every operation of a tool call (`gcp.operation_timeout_s`, capped by the tool)."""
+
+    def __init__(self, settings: GcpSettings, cap_s: float) -> None:
+        self.timeout_s = min(settings.operation_timeout_s, cap_s)
+        self._ends = time.monotonic() + self.timeout_s
+
+    def left_s(self) -> float:
+        return self._ends - time.monotonic()
+
+
 class OperationFailed(ToolError):
     """The operation finished with an error: Google did not make the change."""
 
@@ -63,14 +74,16 @@ def wait_for(
     name: str,
     target: Target,
     poll: Callable[[], OperationState],
-    timeout_s: float,
+    deadline: Deadline,
     progress: Progress | None = None,
 ) -> Waited:
-    """Poll until the operation is done, its deadline passes (OperationTimedOut) or it fails (OperationFailed)."""
+    """Poll until the operation is done, the deadline passes (OperationTimedOut) or it fails (OperationFailed).
+
+    It is always looked at once, even when the deadline has passed already.
+    """
     report = progress or (lambda line: log.info("%s", line))
     waited = Waited(name)
     started = time.monotonic()
-    deadline = started + timeout_s
     pause = _FIRST_POLL_S
     while True:
         state = poll()
@@ -82,9 +95,10 @@ def wait_for(
             if state.error:
                 raise OperationFailed(f"operation {name} on {target} failed: {state.error}")
             return waited
-        if time.monotonic() + pause > deadline:
+        if deadline.left_s() < pause:
             raise OperationTimedOut(
-                f"operation {name} on {target} did not finish within {timeout_s:g} s (last status {state.status}); "
+                f"operation {name} on {target} did not finish within the {deadline.timeout_s:g} s this tool waits "
+                f"(last status {state.status}); "
                 "it has not failed and may still complete: look at the instance before trying again"
             )
         time.sleep(pause)
