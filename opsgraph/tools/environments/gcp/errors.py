@@ -22,6 +22,8 @@ from opsgraph.tools.redaction import redact
 # The server's message names the permission it checked: "Required 'compute.instances.reset' permission for ...".
 _PERMISSION = re.compile(r"'([a-z]+(?:\.[A-Za-z]+){2,})'")
 _MAX_QUOTED_CHARS = 300
+# api_core puts the request before a REST error's message ("POST https://...?$alt=json: ..."): not the news.
+_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
 NO_ANSWER = 0  # status of a call that got no HTTP answer (connection refused, timeout, TLS)
 
 
@@ -91,7 +93,7 @@ def describe(error: BaseException, target: Target, grant: Grant) -> GcpApiError 
         return GcpApiError(f"the Google API did not answer for {target}: {_quoted(str(error))}", NO_ANSWER)
     if not isinstance(error, api.GoogleAPICallError):
         return None
-    said = _quoted(error.message or str(error))
+    said = _quoted(_REQUEST_PREFIX.sub("", error.message or str(error)))
     status = int(error.code or 500)
     if isinstance(error, api.Unauthorized):
         message = (
