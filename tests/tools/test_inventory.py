@@ -1,5 +1,6 @@
 """The inventory rejects malformed files with the file and the field in the message."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,81 @@ def test_a_long_list_of_errors_is_cut_short() -> None:
         parse_inventory({"resources": resources}, "opsgraph.yaml")
     lines = str(error.value).splitlines()
     assert len(lines) == 22 and lines[-1] == "  ... and 30 more"
+
+
+# ---- the gcp section
+
+GCP_VM = {
+    "name": "web-1",
+    "kind": "gcp_compute",
+    "environment": "gcp",
+    "gcp": {"project": "my-project-1", "zone": "us-central1-a"},
+}
+
+
+def test_a_gcp_resource_needs_no_port_and_names_its_instance() -> None:
+    sql = {
+        "name": "orders",
+        "kind": "gcp_sql",
+        "environment": "gcp",
+        "gcp": {"project": "my-project-1", "instance": "orders-db"},
+    }
+    inventory = parse_inventory({"resources": [GCP_VM, sql]})
+    vm = inventory.get("web-1")
+    assert vm.gcp_settings.instance_name(vm.name) == "web-1" and vm.connection.port == 0
+    assert vm.gcp_settings.operation_timeout_s == 600 and vm.gcp_settings.credentials_file is None
+    assert inventory.get("orders").gcp_settings.instance_name("orders") == "orders-db"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"environment": "local"}, "kind gcp_compute needs environment: gcp"),
+        ({"gcp": None}, "kind gcp_compute needs a `gcp` section"),
+        ({"gcp": {"project": "my-project-1"}}, "gcp_compute needs gcp.zone"),
+        ({"kind": "gcp_redis", "gcp": {"project": "my-project-1"}}, "gcp_redis needs gcp.region"),
+        (
+            {"kind": "gcp_sql", "gcp": {"project": "my-project-1", "zone": "us-central1-a"}},
+            "gcp.zone applies to gcp_compute",
+        ),
+        ({"gcp": {"project": "My_Project", "zone": "us-central1-a"}}, "resources[0].gcp.project"),
+        ({"gcp": {"project": "my-project-1", "zone": "central"}}, "resources[0].gcp.zone"),
+        (
+            {"gcp": {"project": "my-project-1", "zone": "us-central1-a", "instance": "Web_1"}},
+            "resources[0].gcp.instance",
+        ),
+        (
+            {"gcp": {"project": "my-project-1", "zone": "us-central1-a", "credentials_file": "key.json"}},
+            "key.json is not an absolute path",
+        ),
+        (
+            {"gcp": {"project": "my-project-1", "zone": "us-central1-a", "api_endpoint": "ftp://x/y"}},
+            "resources[0].gcp.api_endpoint",
+        ),
+        (
+            {"gcp": {"project": "my-project-1", "zone": "us-central1-a", "monitoring_endpoint": "localhost"}},
+            "resources[0].gcp.monitoring_endpoint",
+        ),
+        (
+            {"gcp": {"project": "my-project-1", "zone": "us-central1-a", "operation_timeout_s": 0.0}},
+            "resources[0].gcp.operation_timeout_s",
+        ),
+        ({"policy": {"machine_types": ["E2 Medium"]}}, "resources[0].policy.machine_types"),
+        ({"policy": {"sql_tiers": ["n1-standard-1"]}}, "resources[0].policy.sql_tiers"),
+    ],
+)
+def test_a_malformed_gcp_resource_names_the_problem(changes: dict[str, object], expected: str) -> None:
+    with pytest.raises(InventoryError, match=re.escape(expected)):
+        parse_inventory({"resources": [{**GCP_VM, **changes}]})
+
+
+def test_the_gcp_section_belongs_to_the_gcp_kinds() -> None:
+    with pytest.raises(InventoryError, match="the `gcp` section applies to the GCP kinds, not redis"):
+        parse_inventory(one(gcp={"project": "my-project-1", "region": "us-central1"}))
+    with pytest.raises(InventoryError, match="environment: gcp holds the kinds gcp_compute, gcp_sql and gcp_redis"):
+        parse_inventory(one(environment="gcp"))
+
+
+def test_gcp_tools_can_be_denied_by_name() -> None:
+    resource = parse_inventory({"resources": [{**GCP_VM, "policy": {"deny_tools": ["gcp_compute_stop_instance"]}}]})
+    assert resource.get("web-1").policy.deny_tools == ["gcp_compute_stop_instance"]
