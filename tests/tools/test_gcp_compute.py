@@ -114,7 +114,11 @@ def test_stop_then_start(world: GcpWorld) -> None:
 
 def test_a_vm_with_a_local_ssd_is_never_stopped(world: GcpWorld) -> None:
     before = mutating_calls(world)
-    for tool, args in [("gcp_compute_stop_instance", {}), ("gcp_compute_resize", {"machine_type": RESIZE_TO})]:
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("gcp_compute_stop_instance", {}),
+        ("gcp_compute_resize", {"machine_type": RESIZE_TO}),
+    ]
+    for tool, args in calls:
         outcome = run(world, tool, resource="scratch-1", **args)
         assert not outcome.ok and "local SSD" in str(outcome.error)
     assert mutating_calls(world) == before
