@@ -49,8 +49,8 @@ Facts = dict[str, Any]
 # An RDB file of an empty dataset is ~100 bytes; AOF files of one hold at most a preamble.
 _EMPTY_PERSISTENCE_BYTES = 200
 _REDIS_SETTINGS = ("dir", "dbfilename", "appendonly", "appenddirname", "save")
-_VM_FACTS = ("id", "creationTimestamp", "disks")
-_MANAGED_FACTS = ("createTime",)
+_VM_FACTS = ("id", "creation_timestamp", "disks")
+_MANAGED_FACTS = ("create_time",)
 
 
 class DataFingerprint(BaseModel):
@@ -155,8 +155,8 @@ def _nginx_facts(resource: Resource, state_dir: Path) -> Facts:
 
 
 def _vm_facts(instance: Json) -> Facts:
-    disks = [disk.get("source") or f"scratch:{disk.get('deviceName')}" for disk in instance.get("disks", [])]
-    return {"id": instance.get("id"), "creationTimestamp": instance.get("creationTimestamp"), "disks": sorted(disks)}
+    disks = [disk.get("source") or f"scratch:{disk.get('device_name')}" for disk in instance.get("disks", [])]
+    return {"id": instance.get("id"), "creation_timestamp": instance.get("creation_timestamp"), "disks": sorted(disks)}
 
 
 def _gcp_fingerprint(resource: Resource, now: float) -> DataFingerprint:
@@ -169,7 +169,7 @@ def _gcp_fingerprint(resource: Resource, now: float) -> DataFingerprint:
         instance = redis_instance(resource, grant) if redis_kind else sql_instance(resource, grant)
     except GcpApiError as error:
         return DataFingerprint(source="none", error=str(error), taken_at=now)
-    facts: Facts = {"createTime": instance.get("createTime")}
+    facts: Facts = {"create_time": instance.get("create_time")}
     try:
         if redis_kind:
             facts |= _redis_live(redis_data_plane(resource, instance))

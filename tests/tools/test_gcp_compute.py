@@ -88,11 +88,11 @@ def test_reset_waits_for_its_operation_and_keeps_the_data_fingerprint(world: Gcp
     outcome = run(world, "gcp_compute_restart_instance", resource="web-1")
     result = output(outcome)
     assert result["operation"]["statuses"][-1] == "DONE"
-    assert result["after"]["last_start"] != result["before"]["last_start"]
+    assert result["after"]["last_start_timestamp"] != result["before"]["last_start_timestamp"]
     assert spec.observe(world.resource("web-1"), world.context()) != observed  # a crash in doubt is settled
     check = outcome.data_check
     assert check is not None and check.survived and check.before.source == "live"
-    assert set(check.before.facts) == {"id", "creationTimestamp", "disks"}
+    assert set(check.before.facts) == {"id", "creation_timestamp", "disks"}
     assert check.before.facts["disks"] and check.before.facts == check.after.facts
 
 

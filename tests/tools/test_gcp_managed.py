@@ -69,7 +69,7 @@ def with_thresholds(world: GcpWorld, name: str, **bands: dict[str, float]) -> Re
 def test_redis_info_merges_the_instance_and_the_data_plane(world: GcpWorld) -> None:
     assert world.redis is not None
     result = output(run(world, "gcp_redis_info", resource="cache"))
-    assert result["instance"]["tier"] == "STANDARD_HA" and result["instance"]["memorySizeGb"] == 1
+    assert result["instance"]["tier"] == "STANDARD_HA" and result["instance"]["memory_size_gb"] == 1
     assert result["data_plane"] == f"127.0.0.1:{world.redis.port}"  # from the API: the inventory gives no port
     assert result["maxmemory"] == BYTES_PER_GB and "used_memory" in result and "oom_rejected_writes" in result
 
@@ -127,9 +127,9 @@ def test_restart_fails_over_and_keeps_the_keys(world: GcpWorld) -> None:
     world.redis.client().set("survivor", "1")
     outcome = run(world, "gcp_redis_restart", resource="cache")
     result = output(outcome)
-    assert result["before"]["current_location"] != result["after"]["current_location"]
+    assert result["before"]["current_location_id"] != result["after"]["current_location_id"]
     check = outcome.data_check
-    assert check is not None and check.survived and check.before.facts["createTime"]
+    assert check is not None and check.survived and check.before.facts["create_time"]
     assert check.before.facts["keys"] == check.after.facts["keys"] > 0
 
 
@@ -186,7 +186,7 @@ def test_sql_info_merges_the_instance_and_postgres_info(world: GcpWorld) -> None
     with ExitStack() as stack:
         app_sessions(world, 2, stack)
         result = output(run(world, "gcp_sql_info", resource="orders-db", long_query_s=0))
-    assert result["instance"]["databaseVersion"] == "POSTGRES_15" and result["instance"]["state"] == "RUNNABLE"
+    assert result["instance"]["database_version"] == "POSTGRES_15" and result["instance"]["state"] == "RUNNABLE"
     assert result["max_connections"] == 100 and result["connected_as"] == "postgres"
     assert any(group["application_name"] == "orders-api" for group in result["by_application"])
 
@@ -223,7 +223,7 @@ def test_sql_restart_drops_sessions_and_keeps_the_data(world: GcpWorld) -> None:
         assert not any(_alive(session) for session in sessions)
     check = outcome.data_check
     assert check is not None and check.survived
-    assert {"createTime", "system_identifier", "databases"} <= set(check.before.facts)
+    assert {"create_time", "system_identifier", "databases"} <= set(check.before.facts)
 
 
 def test_sql_scale_tier_within_the_policy(world: GcpWorld) -> None:
@@ -240,8 +240,8 @@ def test_fingerprints_of_the_managed_kinds(world: GcpWorld) -> None:
     redis_print = fingerprint(world.resource("basic-cache"), world.folder)
     sql_print = fingerprint(world.resource("orders-db"), world.folder)
     assert redis_print is not None and redis_print.source == "live" and redis_print.error is None
-    assert {"createTime", "keys", "persistent"} <= set(redis_print.facts)
-    assert sql_print is not None and {"createTime", "system_identifier", "tables"} <= set(sql_print.facts)
+    assert {"create_time", "keys", "persistent"} <= set(redis_print.facts)
+    assert sql_print is not None and {"create_time", "system_identifier", "tables"} <= set(sql_print.facts)
 
 
 def test_a_sql_error_reads_as_what_to_do(world: GcpWorld) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,7 +129,7 @@ def test_an_unreadable_key_file_is_named(tmp_path: Path, world: GcpWorld) -> Non
 def test_a_replaced_vm_is_a_data_safety_failure() -> None:
     before = DataFingerprint(
         source="live",
-        facts={"id": "1", "creationTimestamp": "t0", "disks": ["projects/p/zones/z/disks/web-1"]},
+        facts={"id": "1", "creation_timestamp": "t0", "disks": ["projects/p/zones/z/disks/web-1"]},
         taken_at=0,
     )
     same = before.model_copy()
@@ -141,15 +143,15 @@ def test_a_replaced_vm_is_a_data_safety_failure() -> None:
 
 def test_a_recreated_managed_instance_is_a_data_safety_failure() -> None:
     redis_before = DataFingerprint(
-        source="live", facts={"createTime": "t0", "keys": 10, "persistent": True}, taken_at=0
+        source="live", facts={"create_time": "t0", "keys": 10, "persistent": True}, taken_at=0
     )
-    emptied = redis_before.model_copy(update={"facts": {"createTime": "t1", "keys": 0, "persistent": True}})
+    emptied = redis_before.model_copy(update={"facts": {"create_time": "t1", "keys": 0, "persistent": True}})
     found = unexpected_changes(ResourceKind.GCP_REDIS, redis_before, emptied, frozenset())
-    assert any(change.startswith("createTime changed") for change in found)
+    assert any(change.startswith("create_time changed") for change in found)
     assert any(change.startswith("keys fell from 10 to 0") for change in found)
-    assert unexpected_changes(ResourceKind.GCP_REDIS, redis_before, emptied, frozenset({"keys", "createTime"})) == []
-    sql_before = DataFingerprint(source="live", facts={"createTime": "t0", "system_identifier": "7"}, taken_at=0)
-    other = sql_before.model_copy(update={"facts": {"createTime": "t0", "system_identifier": "8"}})
+    assert unexpected_changes(ResourceKind.GCP_REDIS, redis_before, emptied, frozenset({"keys", "create_time"})) == []
+    sql_before = DataFingerprint(source="live", facts={"create_time": "t0", "system_identifier": "7"}, taken_at=0)
+    other = sql_before.model_copy(update={"facts": {"create_time": "t0", "system_identifier": "8"}})
     assert "a different PostgreSQL cluster answers: the data was replaced" in unexpected_changes(
         ResourceKind.GCP_SQL, sql_before, other, frozenset()
     )
@@ -164,3 +166,14 @@ def test_every_gcp_tool_declares_its_permissions_and_mutating_ones_a_dry_run() -
         if spec.mutating:
             assert "dry_run" in spec.args_model.model_fields, spec.name
             assert spec.idempotent or spec.observe is not None
+
+
+def test_the_catalogue_and_probes_load_no_google_library() -> None:
+    """Google's clients take seconds to import: only the first GCP call may pay for them, never the CLI's start."""
+    google = "('google.cloud', 'google.auth', 'google.api_core', 'grpc')"
+    code = (
+        "import sys, opsgraph.tools.catalogue, opsgraph.tools.probes, opsgraph.tools.runner; "
+        f"print(sorted(m for m in sys.modules if m.startswith({google})))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -48,9 +48,9 @@ def vm_facts(instance: Json) -> dict[str, Any]:
     """What a change is judged by: status, machine type, when it last started and stopped."""
     return {
         "status": instance.get("status"),
-        "machine_type": short_name(instance.get("machineType")),
-        "last_start": instance.get("lastStartTimestamp"),
-        "last_stop": instance.get("lastStopTimestamp"),
+        "machine_type": short_name(instance.get("machine_type")),
+        "last_start_timestamp": instance.get("last_start_timestamp"),
+        "last_stop_timestamp": instance.get("last_stop_timestamp"),
     }
 
 
@@ -61,8 +61,8 @@ def compute_observation(resource: Resource, ctx: ToolContext) -> str | None:
     except GcpApiError:
         return None
     return (
-        f"id {instance.get('id')}, started {instance.get('lastStartTimestamp')}, "
-        f"stopped {instance.get('lastStopTimestamp')}"
+        f"id {instance.get('id')}, started {instance.get('last_start_timestamp')}, "
+        f"stopped {instance.get('last_stop_timestamp')}"
     )
 
 
@@ -214,7 +214,7 @@ def gcp_compute_resize(args: GcpComputeResizeArgs, ctx: ToolContext) -> dict[str
     before = compute_instance(resource, grant)
     target = target_of(resource)
     status = before.get("status")
-    if short_name(before.get("machineType")) == args.machine_type:
+    if short_name(before.get("machine_type")) == args.machine_type:
         return {"changed": False, "before": vm_facts(before), "after": vm_facts(before)}
     if status not in ("RUNNING", *_STOPPED):
         raise ToolError(f"{target} is {status}; a resize needs it RUNNING or TERMINATED")

@@ -36,8 +36,8 @@ def redis_facts(instance: Json) -> dict[str, Any]:
     return {
         "state": instance.get("state"),
         "tier": instance.get("tier"),
-        "memory_size_gb": instance.get("memorySizeGb"),
-        "current_location": instance.get("currentLocationId"),
+        "memory_size_gb": instance.get("memory_size_gb"),
+        "current_location_id": instance.get("current_location_id"),
     }
 
 
@@ -47,7 +47,7 @@ def redis_observation(resource: Resource, ctx: ToolContext) -> str | None:
         instance = redis_instance(resource, PROBE_PERMISSIONS[ResourceKind.GCP_REDIS])
     except GcpApiError:
         return None
-    return f"primary in {instance.get('currentLocationId')}"
+    return f"primary in {instance.get('current_location_id')}"
 
 
 def _described(resource: Resource, method: str, request: Any) -> dict[str, Any]:
@@ -168,7 +168,7 @@ def gcp_redis_scale_memory(args: GcpRedisScaleMemoryArgs, ctx: ToolContext) -> d
             f"{target} is a Basic tier instance: Memorystore flushes a Basic instance's data when it is "
             "scaled; refusing (scale it by hand once losing its keys is acceptable)"
         )
-    current = int(before.get("memorySizeGb") or 0)
+    current = int(before.get("memory_size_gb") or 0)
     if args.memory_size_gb == current:
         return {"changed": False, "before": redis_facts(before), "after": redis_facts(before)}
     if args.memory_size_gb < current:

@@ -126,7 +126,7 @@ def _compute(resource: Resource, grant: Grant) -> Snapshot:
                 usage["memory_used_pct"], thresholds.memory_used_pct, "gcp_compute_memory_pressure", "memory", notes
             ),
         ]
-    metrics: Metrics = {"status": status, "machine_type": short_name(instance.get("machineType")), **usage}
+    metrics: Metrics = {"status": status, "machine_type": short_name(instance.get("machine_type")), **usage}
     return _snapshot(resource, findings, metrics, notes)
 
 
@@ -150,7 +150,7 @@ def _redis(resource: Resource, grant: Grant) -> Snapshot:
     metrics: Metrics = {
         "state": status,
         "tier": instance.get("tier"),
-        "memory_size_gb": instance.get("memorySizeGb"),
+        "memory_size_gb": instance.get("memory_size_gb"),
         "memory_used_pct": used_pct,
     }
     return _snapshot(resource, findings, metrics, notes)
@@ -158,7 +158,7 @@ def _redis(resource: Resource, grant: Grant) -> Snapshot:
 
 def _max_connections(resource: Resource, instance: Json, notes: list[str]) -> int | None:
     """max_connections from the instance's database flags, else as its PostgreSQL reports it."""
-    for flag in instance.get("settings", {}).get("databaseFlags", []):
+    for flag in instance.get("settings", {}).get("database_flags", []):
         if flag.get("name") == "max_connections":
             return int(flag["value"])
     try:

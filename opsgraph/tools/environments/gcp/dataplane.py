@@ -47,8 +47,8 @@ def postgres_data_plane(resource: Resource, instance: dict[str, Any] | None) -> 
     """The Cloud SQL instance's PostgreSQL; `instance` is needed only when the inventory gives no port."""
     if resource.connection.port:
         return _plane(resource, ResourceKind.POSTGRES, resource.connection)
-    addresses = (instance or {}).get("ipAddresses", [])
-    primary = next((entry["ipAddress"] for entry in addresses if entry.get("type") == "PRIMARY"), None)
+    addresses = (instance or {}).get("ip_addresses", [])
+    primary = next((entry["ip_address"] for entry in addresses if entry.get("type") == "PRIMARY"), None)
     if primary is None:
         raise ToolError(
             f"{target_of(resource)} has no PRIMARY (public) IP address; give the inventory a connection "

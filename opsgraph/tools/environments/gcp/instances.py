@@ -1,8 +1,9 @@
-"""An instance as its REST JSON (camelCase, enums by name), read through the resource's client.
+"""An instance as a dict of the client library's field names (snake_case, enums by name).
 
-Tools, probes and data fingerprints read the same dict the API reference documents
-(`status`, `machineType`, `memorySizeGb`, `settings.tier`...), whichever client library
-produced it; fields left at their defaults are omitted, as the REST API omits them.
+Tools, probes and data fingerprints read the same dict (`status`, `machine_type`,
+`memory_size_gb`, `settings.tier`...): the REST API's fields under the names the Python
+clients and the tools' own arguments use. Fields left at their defaults are omitted, as
+the REST API omits them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ Json = dict[str, Any]
 
 
 def as_json(message: Any) -> Json:
-    """A proto-plus message as the REST API writes it."""
+    """A proto-plus message as a dict: REST's fields and values, under the proto (snake_case) names."""
     return type(message).to_dict(  # type: ignore[no-any-return]
         message,
-        preserving_proto_field_name=False,
+        preserving_proto_field_name=True,
         use_integers_for_enums=False,
         always_print_fields_with_no_presence=False,
     )
@@ -71,4 +72,5 @@ def short_name(url: str | None) -> str | None:
 
 def has_local_ssd(instance: Json) -> bool:
     """Whether the VM has a local SSD (a SCRATCH disk), whose data does not survive a stop."""
-    return any(disk.get("type") == "SCRATCH" for disk in instance.get("disks", []))
+    # compute_v1 names the proto field `type_` (REST's `type`): Python's `type` is taken.
+    return any(disk.get("type_") == "SCRATCH" for disk in instance.get("disks", []))
