@@ -6,6 +6,7 @@ import yaml
 
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.faults import SCENARIOS
+from opsgraph.tools.gcp_tools import PERMISSIONS
 from opsgraph.tools.inventory import parse_inventory
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -45,3 +46,13 @@ def test_the_external_servers_excerpt_is_a_valid_inventory() -> None:
     block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
     inventory = parse_inventory({"resources": yaml.safe_load(block)}, "README.md")
     assert {resource.environment for resource in inventory.resources} == {"external"}
+
+
+def test_the_gcp_permissions_table_says_what_the_code_declares() -> None:
+    """Every GCP tool's row lists exactly the IAM permissions and roles `gcp_tools.PERMISSIONS` declares."""
+    rows = _table("| tool | IAM permissions | predefined roles |")
+    for name, grant in PERMISSIONS.items():
+        row = next(line for line in rows if line.startswith(f"| `{name}` |"))
+        _, permissions, roles = (cell.strip() for cell in row.strip("|").split("|"))
+        assert permissions.split(", ") == [f"`{permission}`" for permission in grant.permissions], name
+        assert roles.split(", ") == [f"`{role}`" for role in grant.roles], name
