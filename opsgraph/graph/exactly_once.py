@@ -20,7 +20,7 @@ from opsgraph.graph.ledger import Intent, Ledger, run_recorded
 from opsgraph.graph.owner import Owner
 from opsgraph.graph.schemas import ActionRecord, ReviewedStep
 from opsgraph.tools.catalogue import CATALOGUE
-from opsgraph.tools.runner import ToolOutcome, run_tool
+from opsgraph.tools.runner import ToolOutcome, run_tool, time_budget
 from opsgraph.tools.spec import ToolContext
 
 NOT_DONE = "not_done"  # a step settled after a crash as never having taken effect
@@ -66,7 +66,11 @@ def settle(ledger: Ledger, intent: Intent, tools: ToolContext) -> ActionRecord:
 def _await_result(ctx: Context, key: str) -> ActionRecord:
     """Another live process holds the step: wait for its result, or settle it if that process dies."""
     ledger = ctx.ledger
-    deadline = time.monotonic() + ctx.tool_timeout_s + _WAIT_MARGIN_S
+    first = ledger.intent(key)
+    name = str(first.args.get("resource", "")) if first is not None else ""
+    resource = ctx.tools.inventory.get(name) if ctx.tools.inventory.has(name) else None
+    budget = time_budget(resource, ctx.tool_timeout_s) + _WAIT_MARGIN_S
+    deadline = time.monotonic() + budget
     while True:
         if (result := ledger.result_for(key)) is not None:
             return result
@@ -81,8 +85,7 @@ def _await_result(ctx: Context, key: str) -> ActionRecord:
                 tool=intent.tool,
                 args=intent.args,
                 status="refused",
-                error=f"{intent.owner} is still running this step after {ctx.tool_timeout_s + _WAIT_MARGIN_S:.0f} s; "
-                "not running it a second time",
+                error=f"{intent.owner} is still running this step after {budget:.0f} s; not running it a second time",
                 started_at=now,
                 finished_at=now,
             )

@@ -21,10 +21,13 @@ from pydantic import BaseModel
 
 from opsgraph.tools.data_safety import DataCheck, check_after, fingerprint
 from opsgraph.tools.guard import admit
+from opsgraph.tools.inventory import Resource
 from opsgraph.tools.redaction import redact_value
 from opsgraph.tools.spec import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
+# Around a cloud operation's own deadline: the calls before and after the wait (reads, the data check).
+_OPERATION_MARGIN_S = 30.0
 
 
 class ToolOutcome(BaseModel):
@@ -33,6 +36,18 @@ class ToolOutcome(BaseModel):
     error: str | None = None
     duration_s: float
     data_check: DataCheck | None = None  # disruptive and destructive steps: did the data survive?
+
+
+def time_budget(resource: Resource | None, timeout_s: float) -> float:
+    """How long one call on `resource` may take: `timeout_s`, or for a GCP resource its operation deadline.
+
+    A real reset, failover or tier change takes minutes, and its tool waits for the
+    operation up to the inventory's `gcp.operation_timeout_s`; cutting it off sooner would
+    leave the step in doubt while the operation goes on.
+    """
+    if resource is None or resource.gcp is None:
+        return timeout_s
+    return max(timeout_s, resource.gcp.operation_timeout_s + _OPERATION_MARGIN_S)
 
 
 def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: float) -> ToolOutcome:
@@ -48,6 +63,7 @@ def run_tool(name: str, raw_args: dict[str, Any], ctx: ToolContext, timeout_s: f
     spec, args, resource = admission.spec, admission.args, admission.resource
     assert spec is not None and args is not None and resource is not None  # admitted
     before = fingerprint(resource, ctx.state_dir) if spec.checks_data else None
+    timeout_s = time_budget(resource, timeout_s)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{name}")
     try:
         outcome = ToolOutcome(ok=True, output=pool.submit(spec.run, args, ctx).result(timeout=timeout_s), duration_s=0)

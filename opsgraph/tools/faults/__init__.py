@@ -7,14 +7,14 @@ left) declares its `SCENARIOS`, registered here by name.
 
 from __future__ import annotations
 
-from opsgraph.tools.faults import app, containers, crashes, nginx, postgres, redis, sessions, traces
+from opsgraph.tools.faults import app, containers, crashes, gcp, nginx, postgres, redis, sessions, traces
 from opsgraph.tools.faults.redis import fill_redis_memory
 from opsgraph.tools.faults.scenario import Scenario
 from opsgraph.tools.inventory import Inventory, Resource
 
 _ALL = [
     scenario
-    for module in (redis, postgres, nginx, containers, sessions, crashes, app, traces)
+    for module in (redis, postgres, nginx, containers, sessions, crashes, app, traces, gcp)
     for scenario in module.SCENARIOS
 ]
 SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in _ALL}
