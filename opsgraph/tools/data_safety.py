@@ -40,8 +40,8 @@ from opsgraph.tools.connections import postgres_conninfo
 from opsgraph.tools.environments.gcp.dataplane import postgres_data_plane, redis_data_plane
 from opsgraph.tools.environments.gcp.errors import GcpApiError
 from opsgraph.tools.environments.gcp.instances import Json, compute_instance, redis_instance, sql_instance
+from opsgraph.tools.environments.gcp.permissions import PROBE_PERMISSIONS
 from opsgraph.tools.errors import ToolError
-from opsgraph.tools.gcp_tools.permissions import PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Environment, Resource, ResourceKind
 from opsgraph.tools.redis_tools import kept_client
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsgraph.tools.environments.gcp.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.gcp_tools.cloudsql import (
     gcp_sql_info,
     gcp_sql_kill_long_queries,
@@ -30,7 +31,6 @@ from opsgraph.tools.gcp_tools.memorystore import (
     gcp_redis_restart,
     gcp_redis_scale_memory,
 )
-from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.spec import ToolSpec
 
 __all__ = ["PERMISSIONS", "PROBE_PERMISSIONS", "TOOLS"]
@@ -52,4 +52,4 @@ TOOLS: list[ToolSpec[Any]] = [
 ]
 
 if set(PERMISSIONS) != {spec.name for spec in TOOLS}:
-    raise RuntimeError("every GCP tool declares its IAM permissions in gcp_tools.permissions, and only they do")
+    raise RuntimeError("every GCP tool declares its IAM permissions in environments.gcp.permissions, and only they do")

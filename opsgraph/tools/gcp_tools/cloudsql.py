@@ -18,10 +18,10 @@ from opsgraph.tools.environments.gcp.dataplane import postgres_data_plane
 from opsgraph.tools.environments.gcp.errors import Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, sql_instance
 from opsgraph.tools.environments.gcp.operations import Deadline, Waited, sql_poll, wait_for
+from opsgraph.tools.environments.gcp.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
 from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
-from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools import PostgresInfoArgs, PostgresKillArgs, kill_long_queries, read_postgres_info

@@ -14,34 +14,19 @@ from pydantic import Field
 from opsgraph.tools.environments.gcp import clients
 from opsgraph.tools.environments.gcp.errors import GcpApiError, Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, compute_instance, has_local_ssd, short_name
-from opsgraph.tools.environments.gcp.monitoring import latest_value
+from opsgraph.tools.environments.gcp.monitoring import guest_metrics
 from opsgraph.tools.environments.gcp.operations import Deadline, Waited, compute_poll, wait_for
+from opsgraph.tools.environments.gcp.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
 from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
-from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
 
-CPU_METRIC = "compute.googleapis.com/instance/cpu/utilization"
-MEMORY_METRIC = "agent.googleapis.com/memory/percent_used"  # needs the Ops Agent in the guest
 # A VM reset, start or stop takes seconds to a couple of minutes; a resize is three of them.
 _MAX_WAIT_S = 600.0
 _STOPPED = ("TERMINATED", "STOPPED")
-
-
-def guest_metrics(resource: Resource, instance: Json, grant: Grant) -> dict[str, float | None]:
-    """CPU and memory use of the VM in %, from Cloud Monitoring; None: no data."""
-    settings = resource.gcp_settings
-    labels = {"instance_id": str(instance["id"]), "zone": str(settings.zone)}
-    target = target_of(resource)
-    cpu = latest_value(settings, target, grant, CPU_METRIC, labels)
-    memory = latest_value(settings, target, grant, MEMORY_METRIC, labels, {"state": "used"})
-    return {
-        "cpu_used_pct": None if cpu is None else round(100.0 * cpu, 2),
-        "memory_used_pct": None if memory is None else round(memory, 2),
-    }
 
 
 def vm_facts(instance: Json) -> dict[str, Any]:

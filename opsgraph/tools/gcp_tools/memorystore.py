@@ -17,10 +17,10 @@ from opsgraph.tools.environments.gcp.dataplane import redis_data_plane
 from opsgraph.tools.environments.gcp.errors import GcpApiError, Grant, google_call
 from opsgraph.tools.environments.gcp.instances import Json, memorystore_name, redis_instance
 from opsgraph.tools.environments.gcp.operations import Deadline, Waited, memorystore_poll, wait_for
+from opsgraph.tools.environments.gcp.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.environments.gcp.rest import client_host, rest_request
 from opsgraph.tools.environments.gcp.target import target_of
 from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
-from opsgraph.tools.gcp_tools.permissions import PERMISSIONS, PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.redis_tools import flush_all, kept_client, read_info
 from opsgraph.tools.risk import Risk

@@ -36,11 +36,10 @@ from opsgraph.tools.environments.gcp.instances import (
     short_name,
     sql_instance,
 )
-from opsgraph.tools.environments.gcp.monitoring import WINDOW_S, latest_value, latest_values
+from opsgraph.tools.environments.gcp.monitoring import WINDOW_S, guest_metrics, latest_value, latest_values
+from opsgraph.tools.environments.gcp.permissions import PROBE_PERMISSIONS
 from opsgraph.tools.environments.gcp.target import target_of
 from opsgraph.tools.errors import ToolError
-from opsgraph.tools.gcp_tools.compute import guest_metrics
-from opsgraph.tools.gcp_tools.permissions import PROBE_PERMISSIONS
 from opsgraph.tools.inventory import Band, Resource, ResourceKind
 from opsgraph.tools.probes.grading import Finding, grade, snapshot_of
 from opsgraph.tools.snapshot import Health, Snapshot

@@ -11,9 +11,12 @@ import time
 
 from opsgraph.tools.environments.gcp import clients
 from opsgraph.tools.environments.gcp.errors import Grant, google_call
-from opsgraph.tools.environments.gcp.target import Target
-from opsgraph.tools.inventory import GcpSettings
+from opsgraph.tools.environments.gcp.instances import Json
+from opsgraph.tools.environments.gcp.target import Target, target_of
+from opsgraph.tools.inventory import GcpSettings, Resource
 
+CPU_METRIC = "compute.googleapis.com/instance/cpu/utilization"
+MEMORY_METRIC = "agent.googleapis.com/memory/percent_used"  # needs the Ops Agent in the guest
 # Compute Engine writes its metrics every 60 s and they may show up to 240 s later.
 WINDOW_S = 600
 
@@ -82,3 +85,16 @@ def latest_value(
     """The newest point of one series (the first, when several match), or None: no data."""
     values = latest_values(settings, target, grant, metric_type, resource_labels, metric_labels)
     return values[0] if values else None
+
+
+def guest_metrics(resource: Resource, instance: Json, grant: Grant) -> dict[str, float | None]:
+    """CPU and memory use of the VM in %, from Cloud Monitoring; None: no data."""
+    settings = resource.gcp_settings
+    labels = {"instance_id": str(instance["id"]), "zone": str(settings.zone)}
+    target = target_of(resource)
+    cpu = latest_value(settings, target, grant, CPU_METRIC, labels)
+    memory = latest_value(settings, target, grant, MEMORY_METRIC, labels, {"state": "used"})
+    return {
+        "cpu_used_pct": None if cpu is None else round(100.0 * cpu, 2),
+        "memory_used_pct": None if memory is None else round(memory, 2),
+    }
