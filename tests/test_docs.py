@@ -56,3 +56,11 @@ def test_the_gcp_permissions_table_says_what_the_code_declares() -> None:
         _, permissions, roles = (cell.strip() for cell in row.strip("|").split("|"))
         assert permissions.split(", ") == [f"`{permission}`" for permission in grant.permissions], name
         assert roles.split(", ") == [f"`{role}`" for role in grant.roles], name
+
+
+def test_the_gcp_excerpt_is_a_valid_inventory() -> None:
+    """The README's worked example of the three GCP kinds loads as it is printed."""
+    section = README[README.index("## GCP: Compute Engine") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    inventory = parse_inventory({"resources": yaml.safe_load(block)}, "README.md")
+    assert {resource.kind for resource in inventory.resources} == {"gcp_compute", "gcp_redis", "gcp_sql"}

@@ -94,6 +94,9 @@ REQUIRED: dict[str, Callable[[EvalScenario], bool]] = {
     "destructive-only fix": lambda s: s.expect.outcome is Outcome.ESCALATED and "destructive" in s.tags.extra,
     "variant of a known fault": lambda s: "variant" in s.tags.extra,
     "a server started outside OpsGraph": lambda s: s.tags.environment == "outside",
+    "Memorystore memory pressure": lambda s: "gcp-redis-memory-pressure" in _faults(s),
+    "Compute Engine memory pressure": lambda s: "gcp-compute-memory-pressure" in _faults(s),
+    "Cloud SQL connection overload": lambda s: "gcp-sql-connection-overload" in _faults(s),
 }
 
 
