@@ -28,6 +28,9 @@ import yaml
 from outside_postgres import OutsidePostgres, outside_postgres
 from outside_redis import OutsideRedis, outside_redis
 
+from opsgraph.evals.gcp_system import PROJECT as PROJECT  # re-exported: the tests name the same place
+from opsgraph.evals.gcp_system import REGION as REGION
+from opsgraph.evals.gcp_system import ZONE as ZONE
 from opsgraph.gcp_emulator import (
     ComputeInstanceSpec,
     EmulatorConfig,
@@ -36,11 +39,9 @@ from opsgraph.gcp_emulator import (
     SqlInstanceSpec,
 )
 from opsgraph.tools.inventory import Inventory, Resource, parse_inventory
+from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext
 
-PROJECT = "opsgraph-emulated"
-ZONE = "us-central1-a"
-REGION = "us-central1"
 MACHINE_TYPE = "e2-medium"
 RESIZE_TO = "e2-standard-2"
 SQL_TIER = "db-custom-1-3840"
@@ -178,3 +179,19 @@ def gcp_world(folder: Path, *, backing: bool = True, operation_delay_s: float = 
                 os.environ.pop(SQL_PASSWORD_ENV, None)
             else:
                 os.environ[SQL_PASSWORD_ENV] = previous
+
+
+def run(world: GcpWorld, tool: str, ctx: ToolContext | None = None, **args: Any) -> ToolOutcome:
+    """One tool call through the runner (the guard, the data checks, redaction), as the executor makes it."""
+    return run_tool(tool, args, ctx or world.context(), timeout_s=30)
+
+
+def output(outcome: ToolOutcome) -> dict[str, Any]:
+    assert outcome.ok, outcome.error
+    assert outcome.output is not None
+    return outcome.output
+
+
+def mutating_calls(world: GcpWorld) -> list[str]:
+    """Every call the emulator saw that could have changed something."""
+    return [f"{r.method} {r.path}" for r in world.emulator.requests() if r.method != "GET"]

@@ -50,6 +50,17 @@ def above_ceiling(name: str, value: int, ceiling: int, unit: str = "") -> str | 
     return f"{name} {value} is above this resource's policy ceiling of {ceiling}{unit}"
 
 
+def outside_allowlist(name: str, value: str, allowed: list[str], field: str) -> str | None:
+    """The hard-limit refusal of a value missing from a resource's policy list (a `check_limits` answer), or None.
+
+    An empty list allows nothing: a machine type or a tier is only ever one a human listed.
+    """
+    if value in allowed:
+        return None
+    listed = ", ".join(allowed) if allowed else "empty: none is allowed"
+    return f"{name} {value} is not in this resource's policy.{field} ({listed})"
+
+
 ArgsT = TypeVar("ArgsT", bound=ToolArgs)
 
 

@@ -10,33 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gcp_support import RESIZE_TO, ZONE, GcpWorld, gcp_world
+from gcp_support import RESIZE_TO, ZONE, GcpWorld, gcp_world, mutating_calls, output, run
 
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.probes import probe
-from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.snapshot import Health
-from opsgraph.tools.spec import ToolContext
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcpWorld]:
     with gcp_world(tmp_path_factory.mktemp("gcp-compute"), backing=False) as started:
         yield started
-
-
-def run(world: GcpWorld, tool: str, ctx: ToolContext | None = None, **args: Any) -> ToolOutcome:
-    return run_tool(tool, args, ctx or world.context(), timeout_s=30)
-
-
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok, outcome.error
-    assert outcome.output is not None
-    return outcome.output
-
-
-def mutating_calls(world: GcpWorld) -> list[str]:
-    return [f"{r.method} {r.path}" for r in world.emulator.requests() if r.method != "GET"]
 
 
 def test_the_probe_reads_status_and_guest_metrics(world: GcpWorld) -> None:

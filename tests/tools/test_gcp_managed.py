@@ -14,15 +14,13 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from gcp_support import BYTES_PER_GB, SQL_TIER, SQL_TIER_TO, GcpWorld, gcp_world
+from gcp_support import BYTES_PER_GB, SQL_TIER, SQL_TIER_TO, GcpWorld, gcp_world, mutating_calls, output, run
 from support import wait_for
 
 from opsgraph.tools.data_safety import fingerprint
 from opsgraph.tools.inventory import Resource, parse_inventory
 from opsgraph.tools.probes import probe
-from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.snapshot import Health
-from opsgraph.tools.spec import ToolContext
 
 APP_PASSWORD = "app-secret"
 
@@ -34,20 +32,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcpWorld]:
         with started.postgres.connect() as conn:
             conn.execute(f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'")
         yield started
-
-
-def run(world: GcpWorld, tool: str, ctx: ToolContext | None = None, **args: Any) -> ToolOutcome:
-    return run_tool(tool, args, ctx or world.context(), timeout_s=30)
-
-
-def output(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.ok, outcome.error
-    assert outcome.output is not None
-    return outcome.output
-
-
-def mutating_calls(world: GcpWorld) -> list[str]:
-    return [f"{r.method} {r.path}" for r in world.emulator.requests() if r.method != "GET"]
 
 
 def app_sessions(world: GcpWorld, count: int, stack: ExitStack) -> list[psycopg.Connection[Any]]:

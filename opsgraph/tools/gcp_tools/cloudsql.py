@@ -26,7 +26,7 @@ from opsgraph.tools.identity import server_identity
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.postgres_tools import PostgresInfoArgs, PostgresKillArgs, kill_long_queries, read_postgres_info
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolContext, ToolError, declare
+from opsgraph.tools.spec import ToolContext, ToolError, declare, outside_allowlist
 
 # A restart takes a minute or two; a tier change restarts the instance on new hardware.
 _MAX_WAIT_S = 1200.0
@@ -119,11 +119,7 @@ class GcpSqlScaleTierArgs(GcpChangeArgs):
 
 
 def _tier_allowed(args: GcpSqlScaleTierArgs, resource: Resource) -> str | None:
-    allowed = resource.policy.sql_tiers
-    if args.tier in allowed:
-        return None
-    listed = ", ".join(allowed) if allowed else "none: this resource may not change tier"
-    return f"tier {args.tier} is not in this resource's policy.sql_tiers ({listed})"
+    return outside_allowlist("tier", args.tier, resource.policy.sql_tiers, "sql_tiers")
 
 
 @declare(

@@ -22,7 +22,7 @@ from opsgraph.tools.environments.gcp.target import target_of
 from opsgraph.tools.gcp_tools.change import GcpChangeArgs, dry_run_answer
 from opsgraph.tools.inventory import Resource, ResourceKind
 from opsgraph.tools.risk import Risk
-from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare
+from opsgraph.tools.spec import ToolArgs, ToolContext, ToolError, declare, outside_allowlist
 
 # A VM reset, start or stop takes seconds to a couple of minutes; a resize is three of them.
 _MAX_WAIT_S = 600.0
@@ -170,11 +170,7 @@ class GcpComputeResizeArgs(GcpChangeArgs):
 
 
 def _machine_type_allowed(args: GcpComputeResizeArgs, resource: Resource) -> str | None:
-    allowed = resource.policy.machine_types
-    if args.machine_type in allowed:
-        return None
-    listed = ", ".join(allowed) if allowed else "none: this resource may not be resized"
-    return f"machine type {args.machine_type} is not in this resource's policy.machine_types ({listed})"
+    return outside_allowlist("machine type", args.machine_type, resource.policy.machine_types, "machine_types")
 
 
 @declare(
