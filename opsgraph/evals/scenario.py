@@ -174,8 +174,8 @@ class ServerSpec(_Strict):
             raise ValueError(f"{self.name}: `emulated` is only read for the GCP kinds")
         if self.started_by == "outside" and self.kind not in _OUTSIDE:
             raise ValueError(f"{self.name}: an outside {self.kind} is not supported; outside: {sorted(_OUTSIDE)}")
-        if self.outside and self.started_by != "outside" and self.kind not in _OUTSIDE:
-            raise ValueError(f"{self.name}: `outside` is only read with started_by: outside (or a GCP data plane)")
+        if self.outside and (self.started_by == "opsgraph" or self.kind not in _OUTSIDE):
+            raise ValueError(f"{self.name}: `outside` is only read with started_by: outside (and for a GCP data plane)")
         if self.seed and self.kind not in _SEEDS:
             raise ValueError(f"{self.name}: a {self.kind} takes no seed; seeds: {sorted(_SEEDS)}")
         readers = {"outside": self.outside_settings, "seed": self.seed_settings, "emulated": self.emulated_settings}
