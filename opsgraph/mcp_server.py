@@ -41,6 +41,7 @@ from opsgraph.graph.caps import Limits, refusal_for
 from opsgraph.graph.ledger import Ledger
 from opsgraph.settings import load_settings
 from opsgraph.tools.catalogue import CATALOGUE
+from opsgraph.tools.loopback import is_loopback
 from opsgraph.tools.risk import Risk
 from opsgraph.tools.runner import ToolOutcome, run_tool
 from opsgraph.tools.spec import ToolContext, ToolError, ToolSpec
@@ -188,16 +189,6 @@ class BearerToken:
             return None
         # The token itself is not kept: nothing downstream needs it, and a record of it could leak.
         return AccessToken(token="<bearer>", client_id=TOKEN_VARIABLE, scopes=[])
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only (`localhost`, 127.0.0.0/8, ::1); any other name counts as remote."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_wildcard(host: str) -> bool:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from opsgraph.settings import load_settings
+
+if TYPE_CHECKING:  # LangChain takes most of a second to import: only building a model pays for it
+    from langchain_core.language_models import BaseChatModel
 
 DEFAULT_GEMINI = "google_genai:gemini-2.5-flash"
 SCRIPTED = "scripted"  # the emulator: `scripted:PATH` replays a JSON file of replies (see `scripted_model`)
@@ -123,6 +124,8 @@ def _provider_model(spec: str, timeout_s: float, max_retries: int, env: Mapping[
         raise ModelConfigError(f"cannot build model {spec!r}: {error}") from error
     except Exception as error:  # provider constructors raise their own types (missing key, bad auth config)
         raise ModelConfigError(f"cannot build model {spec!r}: {type(error).__name__}: {error}") from error
+    from langchain_core.language_models import BaseChatModel
+
     if not isinstance(chat, BaseChatModel):
         raise ModelConfigError(f"model {spec!r} did not build a chat model (got {type(chat).__name__})")
     return chat

@@ -23,8 +23,8 @@ import typer
 
 from opsgraph.cli.app import InventoryOption, StateOption, app, inventory_or_exit, local_stack
 from opsgraph.cli.console import err, fail, progress
-from opsgraph.mcp_server import is_loopback
 from opsgraph.passwords import PasswordError, hash_password
+from opsgraph.tools.loopback import is_loopback
 
 chat_app = typer.Typer(help="The operator chat: incidents, plans and approvals in a browser.")
 app.add_typer(chat_app, name="chat", rich_help_panel="Incidents")

@@ -23,9 +23,10 @@ from mcp.types import CallToolResult, Implementation, Tool
 from pydantic import SecretStr
 from support import Stack, free_port, redis_resource, running_stack, wait_for
 
-from opsgraph.mcp_server import Access, http_refusal, is_loopback
+from opsgraph.mcp_server import Access, http_refusal
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.connections import redis_client
+from opsgraph.tools.loopback import is_loopback
 from opsgraph.tools.probes import probe
 
 TOKEN = "test-token-0123456789-not-a-real-secret"
