@@ -20,8 +20,9 @@ demo: setup
 chat: setup
 	uv run opsgraph chat
 
+## Two workers (the dev VM has two cores), one test file per worker at a time: a file's servers stay in one process.
 test: setup
-	uv run pytest
+	uv run pytest -n 2 --dist loadfile
 
 ## The eval suite: the `eval`-marked tests, then every scenario of evals/scenarios on fresh servers with the
 ## runbook backend (and the model backend on the recordings in evals/recordings, where there are any), scored;

@@ -109,15 +109,19 @@ def no_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# Long enough to be accepted, and the same in every collection (a test id must not change between runs).
+LONG_SECRET = "a-fixed-test-secret-of-more-than-32-characters"
+
+
 @pytest.mark.usefixtures("no_callbacks")
 @pytest.mark.parametrize(
     ("secret", "settings", "oauth", "refusal"),
     [
         ("", {"chat_users": f"alice:{hash_password('x')}"}, False, "CHAINLIT_AUTH_SECRET is not"),
         ("", {}, True, "OAuth \\(github\\) is set but CHAINLIT_AUTH_SECRET is not"),
-        (secrets.token_urlsafe(32), {}, False, "nobody could log in"),
+        (LONG_SECRET, {}, False, "nobody could log in"),
         ("short-secret", {"chat_users": f"alice:{hash_password('x')}"}, False, "needs at least 32"),
-        (secrets.token_urlsafe(32), {}, True, "OAuth \\(github\\) needs OPSGRAPH_ROLES"),
+        (LONG_SECRET, {}, True, "OAuth \\(github\\) needs OPSGRAPH_ROLES"),
     ],
 )
 def test_settings_that_would_leave_the_chat_open_or_locked_are_refused(
