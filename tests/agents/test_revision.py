@@ -138,3 +138,30 @@ def test_an_optional_megabyte_argument_counts_too() -> None:
     plan = Plan(steps=[update], summary="more cpu", backend="runbook")
     revised = revise(plan, PlanRevision(of_plan=2, by="ann", change="512MB"), "box", _tools("box"))
     assert _calls(revised) == [("docker_update", {"resource": "box", "cpus": 1.0, "memory_mb": 512})]
+
+
+GCP = parse_inventory(
+    {
+        "resources": [
+            {"name": "sessions", "kind": "gcp_redis", "environment": "gcp",
+             "gcp": {"project": "my-project", "region": "us-central1"}},
+        ]
+    }
+)  # fmt: skip
+MEMORYSTORE = {spec.name: spec for spec in tools_for(GCP.get("sessions")) if spec.mutating}
+SCALE_GB = PlanStep(
+    tool="gcp_redis_scale_memory",
+    args={"resource": "sessions", "memory_size_gb": 3},
+    rationale="97 % of 1 GB in use",
+    expected_effect="about 32 %",
+)
+GB_PLAN = Plan(steps=[SCALE_GB], summary="scale sessions to 3 GB", backend="runbook")
+
+
+def test_a_size_in_gb_sets_a_memorystore_size_and_a_fraction_of_a_gb_is_not_rounded() -> None:
+    revised = revise(GB_PLAN, PlanRevision(of_plan=1, by="bob", change="only 2 GB"), "sessions", MEMORYSTORE)
+    assert _calls(revised) == [("gcp_redis_scale_memory", {"resource": "sessions", "memory_size_gb": 2})]
+    assert "memory_size_gb 3 → 2" in revised.summary
+    kept = revise(GB_PLAN, PlanRevision(of_plan=1, by="bob", change="only 1500 MB"), "sessions", MEMORYSTORE)
+    assert _calls(kept) == _calls(GB_PLAN)
+    assert kept.revision is not None and kept.revision.unchanged and "takes whole GB" in str(kept.revision.note)

@@ -6,7 +6,8 @@ the rule-based backend understands three phrasings and edits the plan the operat
 
 - `use TOOL instead` (or `use TOOL instead of OLD`): every step (or every OLD step) becomes
   one TOOL step, with the arguments of the old steps that TOOL's argument model accepts;
-- `only N MB` (also `N MB`, `NMB`, `N GB`): the plan's one `*_mb` argument becomes N;
+- `only N MB` (also `N MB`, `NMB`, `N GB`): the plan's one size argument becomes N — a `*_mb`
+  argument in MB, a `*_gb` one (a Memorystore size) in whole GB;
 - `skip TOOL` (also drop, remove, without, don't run): the TOOL steps go.
 
 It edits, it never judges: whether 10 MB is too little or 4096 MB too much is for the
@@ -172,13 +173,24 @@ def _apply(
     return _distinct(steps), notes
 
 
-def _mb_fields(spec: ToolSpec[Any]) -> list[str]:
-    """The tool's integer arguments in megabytes (`maxmemory_mb`, `memory_mb`)."""
-    return [
-        name
+_MB_PER_UNIT = {"_mb": 1, "_gb": 1024}
+
+
+def _size_fields(spec: ToolSpec[Any]) -> dict[str, int]:
+    """The integer size arguments and the MB in one of their units (`maxmemory_mb`: 1, `memory_size_gb`: 1024)."""
+    return {
+        name: per
         for name, info in spec.args_model.model_fields.items()
-        if name.endswith("_mb") and (info.annotation is int or int in get_args(info.annotation))
-    ]
+        for suffix, per in _MB_PER_UNIT.items()
+        if name.endswith(suffix) and (info.annotation is int or int in get_args(info.annotation))
+    }
+
+
+def _in_units(arg: str, size_mb: int, per: int) -> int:
+    """The operator's size in the argument's unit; a size that is not whole in it is not rounded."""
+    if size_mb % per:
+        raise _CannotApply(f"{arg} takes whole GB, and {size_mb} MB is not")
+    return size_mb // per
 
 
 def _replace(
@@ -197,8 +209,8 @@ def _replace(
         given = next((step.args[arg] for step in old if arg in step.args and arg != "resource"), None)
         if given is not None:
             args[arg] = given
-        elif arg in _mb_fields(spec) and size_mb is not None:
-            args[arg] = size_mb  # set (again) by the size part of the change
+        elif arg in _size_fields(spec) and size_mb is not None:
+            args[arg] = _in_units(arg, size_mb, _size_fields(spec)[arg])  # set (again) by the size part of the change
         elif info.is_required() and arg != "resource":
             raise _CannotApply(f"{name} needs {arg}, which the plan does not give and the rules do not choose")
     replaced = sorted({step.tool for step in old})
@@ -215,7 +227,7 @@ def _replace(
 
 
 def _resize(steps: list[PlanStep], size_mb: int, tools: Mapping[str, ToolSpec[Any]]) -> tuple[list[PlanStep], str]:
-    sized = [(i, arg) for i, step in enumerate(steps) if step.tool in tools for arg in _mb_fields(tools[step.tool])]
+    sized = [(i, arg) for i, step in enumerate(steps) if step.tool in tools for arg in _size_fields(tools[step.tool])]
     if not sized:
         raise _CannotApply(f"no step of the plan takes a size in MB for {size_mb} MB")
     if len(sized) > 1:
@@ -224,15 +236,16 @@ def _resize(steps: list[PlanStep], size_mb: int, tools: Mapping[str, ToolSpec[An
     [(index, arg)] = sized
     step = steps[index]
     before = step.args.get(arg)
+    size = _in_units(arg, size_mb, _size_fields(tools[step.tool])[arg])
     resized = step.model_copy(
         update={
-            "args": {**step.args, arg: size_mb},
-            "rationale": f"the operator asked for {arg}={size_mb} (the plan had {before}); {step.rationale}",
-            "expected_effect": f"{step.tool} with {arg}={size_mb}; the plan's estimate was for {before}: "
+            "args": {**step.args, arg: size},
+            "rationale": f"the operator asked for {arg}={size} (the plan had {before}); {step.rationale}",
+            "expected_effect": f"{step.tool} with {arg}={size}; the plan's estimate was for {before}: "
             f"{step.expected_effect}",
         }
     )
-    return [*steps[:index], resized, *steps[index + 1 :]], f"{step.tool} {arg} {before} → {size_mb}"
+    return [*steps[:index], resized, *steps[index + 1 :]], f"{step.tool} {arg} {before} → {size}"
 
 
 def _distinct(steps: list[PlanStep]) -> list[PlanStep]:
