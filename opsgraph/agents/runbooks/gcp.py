@@ -149,12 +149,20 @@ def _diagnose_compute(incident: Incident, snapshot: Snapshot, read: ReadTool) ->
     return diagnosis_of(incident, evidence, root_cause, 0.85, [hypothesis] if hypothesis else [])
 
 
-def _plan_compute_memory(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
+def _vm_in(status: str, read: ReadTool, resource: Resource, otherwise: str) -> dict[str, Any] | Plan:
+    """The VM's facts when it is in `status`, else the escalation that says why nothing is planned."""
     facts = _read(read, "gcp_compute_describe", resource.name)
     if "error" in facts:
         return _escalate(f"cannot plan: {facts['error']}")
-    if facts.get("status") != "RUNNING":
-        return _escalate(f"{resource.name} is {facts.get('status')}, not RUNNING: a reset would not help")
+    if facts.get("status") != status:
+        return _escalate(f"{resource.name} is {facts.get('status')}, not {status}: {otherwise}")
+    return facts
+
+
+def _plan_compute_memory(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
+    facts = _vm_in("RUNNING", read, resource, "a reset would not help")
+    if isinstance(facts, Plan):
+        return facts
     step = PlanStep(
         tool="gcp_compute_restart_instance",
         args={"resource": resource.name},
@@ -175,11 +183,9 @@ def _plan_compute_cpu(incident: Incident, resource: Resource, read: ReadTool) ->
 
 
 def _plan_compute_start(incident: Incident, resource: Resource, read: ReadTool) -> Plan:
-    facts = _read(read, "gcp_compute_describe", resource.name)
-    if "error" in facts:
-        return _escalate(f"cannot plan: {facts['error']}")
-    if facts.get("status") != "TERMINATED":
-        return _escalate(f"{resource.name} is {facts.get('status')}: wait for the operation in flight or look")
+    stopped = _vm_in("TERMINATED", read, resource, "wait for the operation in flight, or look")
+    if isinstance(stopped, Plan):
+        return stopped
     step = PlanStep(
         tool="gcp_compute_start_instance",
         args={"resource": resource.name},
