@@ -20,6 +20,12 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 # The chat's browser tests drive Debian's Chromium through Playwright (its own browser download does not work).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# `opsgraph serve`'s integration tests run private Prometheus and Alertmanager instances and the exporters,
+# and check the shipped alert rules with promtool.
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
+command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
