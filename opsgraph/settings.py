@@ -72,6 +72,29 @@ class Settings(BaseSettings):
         default=None,
         description="The chat's history database (postgresql://...); unset: chat.sqlite in the state folder.",
     )
+    # `opsgraph serve` (opsgraph/serve): its API's callers, and where it tells people about incidents.
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description="Who may call `opsgraph serve`'s API, as name:scope:token,... (scope read, ingest or approve; "
+        "tokens of 16+ characters); the name is the caller's identity, judged by OPSGRAPH_ROLES.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where people reach `opsgraph serve` (https://opsgraph.example.com); notifications link there.",
+    )
+    chat_url: str | None = Field(
+        default=None, description="Where people reach the chat; notifications that wait for a human link there."
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="A Slack (or compatible) incoming webhook that hears of incidents. Never logged."
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None,
+        description="A PagerDuty Events API v2 routing key: incidents that need a human trigger a page. Never logged.",
+    )
+    pagerduty_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="The PagerDuty Events API v2 endpoint."
+    )
     # Caps on what OpsGraph does unattended (see opsgraph/graph/caps.py): counted from the ledger's action rows.
     resource_action_cap: int = Field(
         default=3, ge=0, description="Disruptive or destructive actions per resource per window, then it is held."

@@ -79,6 +79,32 @@ CREATE TABLE IF NOT EXISTS actions (
     at REAL NOT NULL,
     PRIMARY KEY (idempotency_key, phase)
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_no INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    resource TEXT,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    incident_id TEXT,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    starts_at REAL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_fingerprint ON alerts (source, fingerprint, alert_no);
+CREATE TABLE IF NOT EXISTS notifications (
+    incident_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (incident_id, event, channel)
+);
 """
 
 OPEN_STATUSES = ("open", "awaiting_approval")
@@ -417,6 +443,133 @@ class Ledger:
                 (resource, *OPEN_STATUSES),
             ).fetchone()
         return row["incident_id"] if row else None
+
+    # alerts (opsgraph.serve.alerts) -----------------------------------------
+    @contextmanager
+    def alert_intake(self) -> Iterator[AlertBook]:
+        """One alert's look-up and record in one write transaction: of two deliveries of the same
+        alert at once, the second sees the first's row (`BEGIN IMMEDIATE` serialises writers)."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            yield AlertBook(conn)
+
+    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest alerts received first, with what was done about each."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM alerts ORDER BY alert_no DESC LIMIT ?", (limit,)).fetchall()
+        return [_alert_row(row) for row in rows]
+
+    def alerts_for(self, incident_id: str) -> list[dict[str, Any]]:
+        """Every alert that started or joined this incident, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM alerts WHERE incident_id = ? ORDER BY alert_no", (incident_id,)
+            ).fetchall()
+        return [_alert_row(row) for row in rows]
+
+    def settle_alert(self, alert_no: int, outcome: str, detail: str) -> None:
+        """What came of the incident run an alert started (healthy, duplicate, resolved, ...)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE alerts SET outcome = ?, detail = ? WHERE alert_no = ?", (outcome, detail, alert_no))
+
+    # notifications (opsgraph.serve.notify) ------------------------------------
+    def notification(self, incident_id: str, event: str, channel: str) -> dict[str, Any] | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM notifications WHERE incident_id = ? AND event = ? AND channel = ?",
+                (incident_id, event, channel),
+            ).fetchone()
+        return dict(row) if row else None
+
+    def record_notification(
+        self, incident_id: str, event: str, channel: str, status: str, attempts: int, error: str | None
+    ) -> None:
+        """A delivery's latest state (sending, sent, failed); one row per incident, event and channel."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO notifications (incident_id, event, channel, status, attempts, error, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, event, channel, status, attempts, redact_value(error, by_key=False), time.time()),
+            )
+
+    def notifications(self, incident_id: str | None = None) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            if incident_id is None:
+                rows = conn.execute("SELECT * FROM notifications ORDER BY at").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM notifications WHERE incident_id = ? ORDER BY at", (incident_id,)
+                ).fetchall()
+        return [dict(row) for row in rows]
+
+
+class AlertBook:
+    """The alerts table inside one write transaction (see `Ledger.alert_intake`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def last_started(self, source: str, fingerprint: str) -> dict[str, Any] | None:
+        """The newest alert from `source` with this fingerprint that started an incident run, with that
+        incident's status and closing time (None for both while the run has not opened it yet)."""
+        row = self._conn.execute(
+            "SELECT a.*, i.status AS incident_status, i.closed_at AS incident_closed_at FROM alerts a"
+            " LEFT JOIN incidents i ON i.incident_id = a.incident_id"
+            " WHERE a.source = ? AND a.fingerprint = ? AND a.outcome IN ('started', 'ran')"
+            " ORDER BY a.alert_no DESC LIMIT 1",
+            (source, fingerprint),
+        ).fetchone()
+        return _alert_row(row) if row else None
+
+    def open_incident_on(self, resource: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT incident_id FROM incidents WHERE resource = ? AND status IN (?, ?) ORDER BY opened_at DESC LIMIT 1",
+            (resource, *OPEN_STATUSES),
+        ).fetchone()
+        return row["incident_id"] if row else None
+
+    def record(
+        self,
+        *,
+        source: str,
+        fingerprint: str,
+        name: str,
+        status: str,
+        resource: str | None,
+        outcome: str,
+        detail: str,
+        incident_id: str | None,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        starts_at: float | None,
+    ) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO alerts (source, fingerprint, name, status, resource, outcome, detail, incident_id, labels,"
+            " annotations, starts_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                source,
+                fingerprint,
+                name,
+                status,
+                resource,
+                outcome,
+                redact_value(detail, by_key=False),
+                incident_id,
+                _json(labels),
+                _json(annotations),
+                starts_at,
+                time.time(),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+
+def _alert_row(row: sqlite3.Row) -> dict[str, Any]:
+    record = dict(row)
+    record["labels"] = json.loads(record["labels"])
+    record["annotations"] = json.loads(record["annotations"])
+    return record
 
 
 def run_recorded(index: int, tool: str, args: dict[str, Any], call: ToolCall) -> ActionRecord:
