@@ -20,6 +20,21 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AlertEvidence(_Record):
+    """The alert that started an incident (Alertmanager or another webhook): evidence, never an order.
+
+    Its labels and annotations are whatever the sender wrote, so a model reads them framed as
+    untrusted data like tool output; the detector still probes the resource before anything is done.
+    """
+
+    source: str = Field(description="alertmanager, or webhook:<sender>")
+    name: str = Field(description="The alert's name (Alertmanager's alertname label)")
+    fingerprint: str = Field(description="The sender's identity of this alert: repeats carry the same one")
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    starts_at: float | None = Field(None, description="When the sender says the alert began firing")
+
+
 class Incident(_Record):
     incident_id: str
     resource: str
@@ -29,6 +44,7 @@ class Incident(_Record):
     severity: Health
     fault_started_at: float = Field(description="When the fault began, if known (injection time), else first seen")
     detected_at: float
+    alert: AlertEvidence | None = Field(None, description="The alert that started this incident, if one did")
 
 
 class Hypothesis(_Record):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from opsgraph.cli.app import (
     inventory_or_exit,
 )
 from opsgraph.cli.console import err, out, print_json_lines
-from opsgraph.tools.spec import ToolContext, ToolSpec
+from opsgraph.tools.spec import ToolContext
 
 
 @app.command("tools", rich_help_panel="Tools")
@@ -28,7 +28,7 @@ def tools_command(as_json: JsonOption = False) -> None:
 
     specs = sorted(CATALOGUE.values(), key=lambda s: s.name)
     if as_json:
-        print_json_lines(_tool_record(spec) for spec in specs)
+        print_json_lines(spec.record() for spec in specs)
         return
     table = Table(title="OpsGraph tool catalogue")
     for column in ("tool", "acts on", "risk", "what it does", "undo"):
@@ -40,20 +40,6 @@ def tools_command(as_json: JsonOption = False) -> None:
             *(escape(cell) for cell in (spec.name, target, str(spec.risk), spec.description, spec.undo or ""))
         )
     out.print(table)
-
-
-def _tool_record(spec: ToolSpec[Any]) -> dict[str, Any]:
-    """A tool as data: null `target_kind` / `environments` mean any."""
-    return {
-        "name": spec.name,
-        "target_kind": spec.target_kind,
-        "environments": sorted(spec.environments) if spec.environments is not None else None,
-        "risk": spec.risk,
-        "description": spec.description,
-        "undo": spec.undo,
-        "idempotent": spec.idempotent,
-        "arguments": spec.args_model.model_json_schema(),
-    }
 
 
 @app.command(rich_help_panel="Tools")

@@ -123,11 +123,14 @@ def start_incident(
     incident_id: str,
     fault_started_at: float | None = None,
     on_node: NodeListener | None = None,
+    alert: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run a new incident thread until it ends or waits for an approval."""
+    """Run a new incident thread until it ends or waits for an approval (`alert`: the evidence that asked)."""
     payload: IncidentInput = {"resource": resource, "incident_id": incident_id}
     if fault_started_at is not None:
         payload["fault_started_at"] = fault_started_at
+    if alert is not None:
+        payload["alert"] = alert
     with driving(context, incident_id):
         return _drive(graph, payload, incident_id, context, on_node)
 

@@ -19,7 +19,8 @@ class IncidentInput(TypedDict, total=False):
 
     resource: str
     incident_id: str  # chosen by the caller so that thread id == incident id; generated if absent
-    fault_started_at: float  # when the fault began, if the caller knows (an injection)
+    fault_started_at: float  # when the fault began, if the caller knows (an injection, an alert's startsAt)
+    alert: dict[str, Any]  # agents.records.AlertEvidence: the alert that asked for this incident, if one did
 
 
 class IncidentState(IncidentInput, total=False):

@@ -65,36 +65,112 @@ class WatchSettings:
     max_parallel: int = 4
 
 
+SweepListener = Callable[[list[Snapshot], float], None]
+RunListener = Callable[[RunResult | None], None]
+
+
 class Watcher:
-    def __init__(self, context: Context, settings: WatchSettings, say: Say) -> None:
+    def __init__(
+        self, context: Context, settings: WatchSettings, say: Say, on_sweep: SweepListener | None = None
+    ) -> None:
         self._context = context
         self._settings = settings
         self._say = say
+        self._on_sweep = on_sweep
         self._in_flight: set[str] = set()
         self._running: dict[str, str] = {}  # resource -> the incident this watcher runs for it
+        self._alerted: dict[str, str] = {}  # resource -> the incident an alert asked for, while it runs
         self._lock = threading.Lock()
         self.finished: list[RunResult] = []
         self._said: dict[str, str] = {}  # resource -> the suppression last reported for it (once each)
+        self.latest: dict[str, Snapshot] = {}  # resource -> its last probe (the API's resource health)
+        self.last_sweep_at: float | None = None
+        self._engine: tuple[IncidentGraph, ThreadPoolExecutor] | None = None
+        self._ready = threading.Event()
 
-    def run(self, stop: threading.Event) -> None:
-        """Watch until `stop` is set; then let in-flight incident runs finish before returning."""
+    def run(self, stop: threading.Event, probing: bool = True) -> None:
+        """Watch until `stop` is set; then let in-flight incident runs finish before returning.
+
+        Without `probing` (alerts are the detector, e.g. from Alertmanager) it still finishes what a
+        killed process left, and runs the incidents `start_alerted` hands it.
+        """
         with (
             incident_graph(Path(self._context.state_dir)) as graph,
             ThreadPoolExecutor(self._settings.max_parallel, thread_name_prefix="incident") as pool,
         ):
-            while not stop.is_set():
-                self._repair(graph, pool)
-                snapshots = probe_all(self._context.inventory)
-                unhealthy = {s.resource: s for s in snapshots if s.health is not Health.HEALTHY}
-                for snapshot in snapshots:
-                    if snapshot.health is Health.HEALTHY:
-                        self._said.pop(snapshot.resource, None)  # a suppression episode ends with health
-                # Roots first, so that a dependent failing in the same round names the root's incident.
-                for snapshot in sorted(unhealthy.values(), key=lambda s: len(self._needs(s.resource))):
-                    self._consider(graph, pool, snapshot, unhealthy)
-                stop.wait(self._settings.interval_s)
-            self._say("stopping: waiting for incident runs in flight")
+            self._engine = (graph, pool)
+            self._ready.set()
+            try:
+                while not stop.is_set():
+                    self._repair(graph, pool)
+                    if probing:
+                        self._sweep(graph, pool)
+                    self.last_sweep_at = time.time()
+                    stop.wait(self._settings.interval_s)
+                self._say("stopping: waiting for incident runs in flight")
+            finally:
+                self._ready.clear()
         self._say("stopped")
+
+    def _sweep(self, graph: IncidentGraph, pool: ThreadPoolExecutor) -> None:
+        started = time.monotonic()
+        snapshots = probe_all(self._context.inventory)
+        if self._on_sweep is not None:
+            self._on_sweep(snapshots, time.monotonic() - started)
+        self.latest = {snapshot.resource: snapshot for snapshot in snapshots}
+        unhealthy = {s.resource: s for s in snapshots if s.health is not Health.HEALTHY}
+        for snapshot in snapshots:
+            if snapshot.health is Health.HEALTHY:
+                self._said.pop(snapshot.resource, None)  # a suppression episode ends with health
+        # Roots first, so that a dependent failing in the same round names the root's incident.
+        for snapshot in sorted(unhealthy.values(), key=lambda s: len(self._needs(s.resource))):
+            self._consider(graph, pool, snapshot, unhealthy)
+
+    # incidents an alert asks for (opsgraph.serve.alerts) ----------------------
+    def reserve(self, resource: str, incident_id: str) -> str | None:
+        """Book `resource` for an alert's incident; the incident already running on it instead, if any."""
+        with self._lock:
+            running = self._running.get(resource)
+            if running is not None:
+                return running
+            self._running[resource] = incident_id
+            self._alerted[resource] = incident_id
+            return None
+
+    def unreserve(self, resource: str, incident_id: str) -> None:
+        with self._lock:
+            if self._alerted.get(resource) == incident_id:
+                del self._alerted[resource]
+                self._running.pop(resource, None)
+
+    def is_running(self, incident_id: str) -> bool:
+        with self._lock:
+            return incident_id in self._running.values() or incident_id in self._in_flight
+
+    def start_alerted(
+        self, resource: str, incident_id: str, alert: dict[str, Any], fault_started_at: float, on_done: RunListener
+    ) -> None:
+        """Run the reserved incident with the alert as evidence, on the watcher's pool; `on_done` hears its end
+        (None when the run could not finish: busy elsewhere or crashed, its checkpoint kept)."""
+        if not self._ready.wait(timeout=30) or self._engine is None:
+            self.unreserve(resource, incident_id)
+            raise RuntimeError("the watcher is not running: no incident graph to start the alert's incident on")
+        graph, pool = self._engine
+        with self._lock:
+            self._in_flight.add(incident_id)
+
+        def run() -> RunResult:
+            result: RunResult | None = None
+            try:
+                result = start_incident(
+                    graph, self._context, resource, incident_id, fault_started_at, self._progress(incident_id), alert
+                )
+                return result
+            finally:
+                self.unreserve(resource, incident_id)
+                on_done(result)
+
+        pool.submit(self._guarded, incident_id, run)
 
     def _repair(self, graph: IncidentGraph, pool: ThreadPoolExecutor) -> None:
         """Finish what a killed process left: settle steps in doubt, fix the ledger, run unfinished graphs on."""
@@ -192,7 +268,7 @@ class Watcher:
         assert snapshot.symptom is not None
         key = fingerprint(snapshot.resource, snapshot.symptom)
         with self._lock:
-            if key in self._in_flight:
+            if key in self._in_flight or snapshot.resource in self._alerted:  # an alert's run looks at it already
                 return
         if self._context.ledger.open_incident_for(key) is not None:
             return  # an incident is on it already: nothing suppressed

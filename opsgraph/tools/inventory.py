@@ -10,6 +10,7 @@ inside a probe or, worse, inside a fix. Values are read strictly: a number is fi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from enum import StrEnum
 from pathlib import Path
@@ -449,10 +450,52 @@ class McpServer(_Strict):
         return self
 
 
+class AlertRoute(_Strict):
+    """Which resource an incoming alert is about: every `match` label equal, every `match_re` label
+    matching its regex in full; then `resource` names it, or `resource_label` says which label does."""
+
+    match: dict[str, str] = {}
+    match_re: dict[str, str] = {}
+    resource: str | None = None
+    resource_label: str | None = None
+
+    @field_validator("match_re")
+    @classmethod
+    def _regexes_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for label, pattern in patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"match_re.{label}: {pattern!r} is not a regular expression ({error})") from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _names_one_resource(self) -> AlertRoute:
+        if (self.resource is None) == (self.resource_label is None):
+            raise ValueError("an alert route needs exactly one of `resource` or `resource_label`")
+        if not self.match and not self.match_re and self.resource is not None:
+            raise ValueError("an alert route naming `resource` needs `match` or `match_re` (else every alert is it)")
+        return self
+
+    def resource_for(self, labels: dict[str, str]) -> str | None:
+        """The resource this route gives for an alert with `labels`, or None when it does not match."""
+        if any(labels.get(label) != value for label, value in self.match.items()):
+            return None
+        if any(re.fullmatch(pattern, labels.get(label, "")) is None for label, pattern in self.match_re.items()):
+            return None
+        return self.resource if self.resource is not None else labels.get(self.resource_label or "")
+
+
+# Without a route that matches, an alert is about the resource its `resource` label names.
+DEFAULT_RESOURCE_LABEL = "resource"
+
+
 class Inventory(_Strict):
     version: Literal[1] = 1
     resources: Annotated[list[Resource], Field(max_length=MAX_RESOURCES)]
     mcp_servers: list[McpServer] = []
+    # Incoming alerts (Alertmanager, webhooks) to resources; the first route that matches wins.
+    alert_routes: list[AlertRoute] = []
 
     @field_validator("version", mode="before")
     @classmethod
@@ -500,6 +543,9 @@ class Inventory(_Strict):
             for name in resource.depends_on:
                 if name not in kinds or name == resource.name:
                     raise ValueError(f"resource {resource.name!r}: depends_on names {name!r}, not another resource")
+        for number, route in enumerate(self.alert_routes, start=1):
+            if route.resource is not None and route.resource not in kinds:
+                raise ValueError(f"alert_routes[{number}]: resource {route.resource!r} is not in the inventory")
         return self
 
     @model_validator(mode="after")
@@ -522,6 +568,22 @@ class Inventory(_Strict):
             if resource.name == name:
                 return resource
         raise KeyError(f"no resource named {name!r} in the inventory")
+
+    def resource_for_alert(self, labels: dict[str, str]) -> tuple[str | None, str]:
+        """The inventory resource an alert with these labels is about, and how that was decided (or why none)."""
+        for number, route in enumerate(self.alert_routes, start=1):
+            name = route.resource_for(labels)
+            if name is None:
+                continue
+            if not self.has(name):
+                return None, f"alert_routes[{number}] names {name!r}, which is not in the inventory"
+            return name, f"alert_routes[{number}]"
+        name = labels.get(DEFAULT_RESOURCE_LABEL)
+        if name is None:
+            return None, f"no alert route matches its labels and it has no {DEFAULT_RESOURCE_LABEL!r} label"
+        if not self.has(name):
+            return None, f"its {DEFAULT_RESOURCE_LABEL!r} label names {name!r}, which is not in the inventory"
+        return name, f"its {DEFAULT_RESOURCE_LABEL!r} label"
 
     def has(self, name: str) -> bool:
         return any(resource.name == name for resource in self.resources)

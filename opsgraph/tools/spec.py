@@ -87,6 +87,19 @@ class ToolSpec(Generic[ArgsT]):
     # identity), so that a call left in doubt by a crash is settled by looking, not guessed.
     observe: Callable[[Resource, ToolContext], str | None] | None = None
 
+    def record(self) -> dict[str, Any]:
+        """The tool as data (`tools --json`, the API's catalogue): null `target_kind` / `environments` mean any."""
+        return {
+            "name": self.name,
+            "target_kind": self.target_kind,
+            "environments": sorted(self.environments) if self.environments is not None else None,
+            "risk": self.risk,
+            "description": self.description,
+            "undo": self.undo,
+            "idempotent": self.idempotent,
+            "arguments": self.args_model.model_json_schema(),
+        }
+
     @property
     def checks_data(self) -> bool:
         """Disruptive and destructive steps are bracketed by data fingerprints."""

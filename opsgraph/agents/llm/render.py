@@ -40,6 +40,9 @@ def incident_text(incident: Incident, snapshot: Snapshot, feedback: str | None) 
         f"symptom {incident.symptom}, severity {incident.severity}.",
         "Latest probe:\n" + framed('tool="probe"', compact(probe, 2000)),
     ]
+    if incident.alert is not None:  # the sender's words: data, like tool output
+        alert = incident.alert.model_dump(mode="json", include={"source", "name", "labels", "annotations"})
+        lines.append("The alert that opened it:\n" + framed('source="alert"', compact(alert, 1500)))
     if feedback:
         lines.append("Feedback from the previous attempt (verifier or policy):\n" + _feedback(feedback))
     return "\n\n".join(lines)

@@ -17,7 +17,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from opsgraph.agents.records import Incident
+from opsgraph.agents.records import AlertEvidence, Incident
 from opsgraph.graph.context import Context, context_of
 from opsgraph.graph.control import Controls
 from opsgraph.graph.state import IncidentState, conclude, event
@@ -64,6 +64,7 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
     if stop is not None and stop.state == "held":  # a pause lets diagnosis go on; the executor refuses its steps
         detail = f"{resource.name} is {snapshot.health} ({snapshot.symptom}) after escalation {stop.incident_id}: "
         return Command(goto="__end__", update=conclude("held", detail + stop.describe(), "detector", now))
+    alert = AlertEvidence.model_validate(state["alert"]) if state.get("alert") else None
     incident_id = state.get("incident_id") or _thread_id() or new_incident_id(resource.name)
     incident_fingerprint = fingerprint(resource.name, snapshot.symptom)
     duplicate_of = ctx.ledger.open_incident_for(incident_fingerprint)
@@ -79,7 +80,11 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
         severity=snapshot.health,
         fault_started_at=state.get("fault_started_at", snapshot.taken_at),
         detected_at=now,
+        alert=alert,
     )
+    seen = [event("detector", f"{snapshot.health}: {'; '.join(snapshot.reasons)}", now)]
+    if alert is not None:
+        seen.insert(0, event("detector", f"alert {alert.name} from {alert.source}; probed {resource.name}", now))
     ctx.ledger.open_incident(incident)
     return Command(
         goto="diagnostician",
@@ -89,6 +94,6 @@ def detector(state: IncidentState, runtime: Runtime[Context]) -> Command[Literal
             "snapshot_before": snapshot.model_dump(mode="json"),
             "attempt": 0,
             "plan_no": 0,
-            "timeline": [event("detector", f"{snapshot.health}: {'; '.join(snapshot.reasons)}", now)],
+            "timeline": seen,
         },
     )
