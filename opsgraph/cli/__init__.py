@@ -5,11 +5,11 @@ One module per command group; importing them registers their commands on `app`.
 
 from __future__ import annotations
 
-from opsgraph.cli import catalogue, chat, control, evals, faults, incidents, stack
+from opsgraph.cli import catalogue, chat, control, evals, faults, incidents, serve, stack
 from opsgraph.cli.app import OPERATOR_ERRORS, app
 from opsgraph.cli.console import print_error
 
-__all__ = ["app", "catalogue", "chat", "control", "evals", "faults", "incidents", "run", "stack"]
+__all__ = ["app", "catalogue", "chat", "control", "evals", "faults", "incidents", "run", "serve", "stack"]
 
 
 def run() -> None:
