@@ -179,9 +179,9 @@ def test_prometheus_loads_exactly_the_shipped_config_and_rules() -> None:
     assert volumes[config_file] == f"{ROOT}/deploy/prometheus/prometheus.yml:ro"
     # The config names its rules relative to itself, in the container as in deploy/prometheus/.
     rule_files = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())["rule_files"]
-    assert rule_files == ["opsgraph-rules.yml"]
-    rules_in_container = str(Path(config_file).parent / rule_files[0])
-    assert volumes[rules_in_container] == f"{ROOT}/deploy/prometheus/opsgraph-rules.yml:ro"
+    assert rule_files == ["opsgraph-rules.yml", "resource-rules.yml"]
+    for rules in rule_files:
+        assert volumes[str(Path(config_file).parent / rules)] == f"{ROOT}/deploy/prometheus/{rules}:ro"
     assert option(prometheus["command"], "--storage.tsdb.path") in volumes
 
 
