@@ -78,5 +78,7 @@ def build_report(state: IncidentState, approvals: list[dict[str, Any]]) -> dict[
         "reasoning_backend": diagnosis.backend if diagnosis else None,
         "tokens": _tokens(state.get("reasoning_log", [])),
         "fallbacks": [entry["fallback"] for entry in state.get("reasoning_log", []) if entry.get("fallback")],
+        # Every reasoning call (node, backend, tokens, fallback): serve's /metrics counts them one by one.
+        "reasoning_log": state.get("reasoning_log", []),
         "timeline": state.get("timeline", []),
     }

@@ -60,7 +60,7 @@ def opsgraph_serve(stack: Stack) -> Iterator[str]:
         assert process.wait(timeout=60) == 0, log_path.read_text()[-3000:]
 
 
-def _healthy(url: str, process: subprocess.Popen[str], log: Path) -> bool:
+def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
     assert process.poll() is None, f"opsgraph serve exited:\n{log.read_text()[-3000:]}"
     try:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
