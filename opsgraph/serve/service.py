@@ -9,6 +9,7 @@ supervisor (compose's healthcheck, systemd) restarts the whole service.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,8 +70,19 @@ def serve(context: Context, settings: ServeSettings, say: Say) -> None:
         host=settings.host,
         port=settings.port,
     )
+    server = uvicorn.Server(config)
+
+    def shut_down(*_: object) -> None:
+        server.should_exit = True
+        stop.set()
+
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found and raises
+    # the signal again: with Python's default there that would kill the process before the watcher
+    # and the notifier stop. With this one the re-raised signal only confirms the shutdown.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, shut_down)
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         stop.set()
         watching.join()
