@@ -64,3 +64,36 @@ def test_the_gcp_excerpt_is_a_valid_inventory() -> None:
     block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
     inventory = parse_inventory({"resources": yaml.safe_load(block)}, "README.md")
     assert {resource.kind for resource in inventory.resources} == {"gcp_compute", "gcp_redis", "gcp_sql"}
+
+
+def test_the_metrics_table_lists_exactly_what_serve_exposes(tmp_path: Path) -> None:
+    """Every family `opsgraph serve`'s /metrics exposes has one README row, and every row is a family."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from opsgraph.graph.ledger import Ledger
+    from opsgraph.serve.metrics import ServeMetrics
+    from opsgraph.tools.snapshot import Health, Snapshot
+
+    metrics = ServeMetrics(Ledger(tmp_path / "ledger.sqlite"))
+    metrics.swept([Snapshot(resource="cache", kind="redis", health=Health.HEALTHY, taken_at=0.0)], 0.01)
+    body, _ = metrics.render()
+    exposed = set()
+    for family in text_string_to_metric_families(body.decode()):
+        if not family.name.endswith("_created"):  # prometheus-client's creation times of its own counters
+            exposed.add(family.name + ("_total" if family.type == "counter" else ""))
+    rows = _table("| metric | labels | what |")
+    documented = {row.split("|")[1].strip().strip("`") for row in rows}
+    assert documented == exposed, (sorted(documented - exposed), sorted(exposed - documented))
+
+
+def test_the_alert_routes_excerpt_is_valid() -> None:
+    """The README's `alert_routes` example loads on an inventory with its resources."""
+    section = README[README.index("## Running as a service") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("```\n", section.index("```yaml"))]
+    resources = [
+        {"name": name, "kind": "redis", "environment": "local", "connection": {"host": "127.0.0.1", "port": port}}
+        for name, port in (("cache", 16379), ("db", 16380))
+    ]
+    inventory = parse_inventory({"resources": resources, **yaml.safe_load(block)}, "README.md")
+    assert inventory.resource_for_alert({"job": "redis"})[0] == "cache"
+    assert inventory.resource_for_alert({"instance": "db-3:9187"})[0] == "db"
