@@ -45,7 +45,7 @@ def test_promtool_accepts_the_prometheus_config_and_the_rules_it_loads() -> None
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 1 rule files found" in result.stdout
+    assert "SUCCESS: 2 rule files found" in result.stdout  # opsgraph-rules.yml and resource-rules.yml
 
 
 def test_amtool_accepts_the_alertmanager_config() -> None:

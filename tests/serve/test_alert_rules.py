@@ -168,7 +168,7 @@ def test_a_real_prometheus_scrapes_the_metrics_and_a_real_escalation_fires_its_r
                 "job": "opsgraph",
                 "instance": address,
             }
-            assert alert["annotations"]["summary"] == "OpsGraph escalated 1 incident(s) to a human"
+            assert alert["annotations"]["summary"] == "OpsGraph escalated an incident to a human"
             assert [a["labels"]["alertname"] for a in prom.alerts()] == ["OpsGraphIncidentEscalated"]
 
             # Every panel of the dashboard is a query this Prometheus runs (its syntax and functions hold).
