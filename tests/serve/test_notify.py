@@ -20,7 +20,8 @@ from support import ScriptedReasoner, Stack, free_port, redis_resource, running_
 
 from opsgraph.graph.ledger import Ledger
 from opsgraph.operations import Operations
-from opsgraph.serve.notify import Notifier, NotifySettings, answers_of, incident_events
+from opsgraph.serve.events import answers_of, incident_events
+from opsgraph.serve.notify import Notifier, NotifySettings
 from opsgraph.settings import Settings, load_settings
 from opsgraph.tools.connections import redis_client
 from opsgraph.tools.faults import fill_redis_memory
