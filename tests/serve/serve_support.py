@@ -42,15 +42,17 @@ class Served:
 
 
 @contextmanager
-def served(stack: Stack, probing: bool = False, cooldown_s: float = 60.0, **context: Any) -> Iterator[Served]:
-    """The app on `stack` with a running watcher thread (probing every 0.2 s when `probing`)."""
+def served(
+    stack: Stack, probing: bool = False, cooldown_s: float = 60.0, interval_s: float = 0.2, **context: Any
+) -> Iterator[Served]:
+    """The app on `stack` with a running watcher thread (probing every `interval_s` when `probing`)."""
     ctx = stack.context(**context)
     say_lines: list[str] = []
 
     def say(text: str, level: str = "info", **fields: Any) -> None:
         say_lines.append(text)
 
-    watcher = Watcher(ctx, WatchSettings(interval_s=0.2, cooldown_s=cooldown_s), say)
+    watcher = Watcher(ctx, WatchSettings(interval_s=interval_s, cooldown_s=cooldown_s), say)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), kwargs={"probing": probing}, daemon=True)
     runtime = ServeRuntime(
@@ -60,7 +62,7 @@ def served(stack: Stack, probing: bool = False, cooldown_s: float = 60.0, **cont
         tokens=Tokens(TOKENS),
         metrics=None,
         probing=probing,
-        interval_s=0.2,
+        interval_s=interval_s,
         watcher_alive=thread.is_alive,
         started_at=time.time(),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,17 @@ def test_reads_show_resources_tools_and_a_scan(stack: Stack) -> None:
         [snapshot] = app.client.post("/api/scan", headers=bearer(READ)).json()
         assert snapshot["resource"] == "cache"
         assert app.client.get("/openapi.json").json()["info"]["title"] == "OpsGraph"
+
+
+def test_healthz_turns_503_when_the_watcher_stops_sweeping_or_dies(stack: Stack) -> None:
+    with served(stack, probing=True, interval_s=120) as app:  # one sweep now, the next long after the test
+        wait_for(lambda: app.runtime.watcher.last_sweep_at, "the watcher's first sweep")
+        ok = app.client.get("/healthz")
+        assert ok.status_code == 200 and ok.json()["status"] == "ok", ok.text
+        app.runtime.watcher.last_sweep_at = time.time() - 600  # a sweep stuck for ten minutes
+        stale = app.client.get("/healthz")
+        assert stale.status_code == 503 and stale.json()["last_sweep_age_s"] >= 600, stale.text
+        app.runtime.watcher_alive = lambda: False  # the watcher thread crashed
+        app.runtime.watcher.last_sweep_at = time.time()
+        dead = app.client.get("/healthz")
+        assert dead.status_code == 503 and dead.json()["watcher_alive"] is False, dead.text
