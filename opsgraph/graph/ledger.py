@@ -481,6 +481,20 @@ class Ledger:
             ).fetchone()
         return dict(row) if row else None
 
+    def claim_notification(self, incident_id: str, event: str, channel: str) -> bool:
+        """Take the delivery of one event to one channel (a `sending` row); False when another notifier has it.
+
+        One INSERT that only one writer can win, as the executor's intents: two notifiers on one
+        ledger send each event once between them.
+        """
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO notifications (incident_id, event, channel, status, attempts, error, at)"
+                " VALUES (?, ?, ?, 'sending', 0, NULL, ?)",
+                (incident_id, event, channel, time.time()),
+            )
+        return cursor.rowcount == 1
+
     def record_notification(
         self, incident_id: str, event: str, channel: str, status: str, attempts: int, error: str | None
     ) -> None:

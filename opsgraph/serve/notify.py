@@ -349,7 +349,8 @@ class Notifier:
     def _deliver(self, channel: Channel, event: Event, body: dict[str, Any]) -> None:
         """Send one event: `sending`, then retries on 5xx/429/connection errors, then `sent` or `failed`."""
         incident_id = event.incident_id
-        self._ledger.record_notification(incident_id, event.name, channel.name, "sending", 0, None)
+        if not self._ledger.claim_notification(incident_id, event.name, channel.name):
+            return  # another notifier on this ledger took it between our look and now
         # The last net: no secret goes out in what is said (the credentials are added after).
         payload = channel.seal(redact_value(body, self._secrets, by_key=False))
         settings = self._settings

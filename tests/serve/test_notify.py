@@ -357,6 +357,34 @@ def test_a_restarted_notifier_sends_nothing_twice(stack: Stack, slack: Receiver,
     assert [b["event_action"] for b in pagerduty.accepted()] == ["trigger", "acknowledge", "resolve"]
 
 
+def test_two_notifiers_on_one_ledger_send_each_event_once(stack: Stack, slack: Receiver) -> None:
+    """Both sweep the same due events at once; the ledger's claim lets one of them send each."""
+    ops = Operations(stack.context(approval="none"))
+    incident_id = ops.new_incident_id("cache")
+    assert ops.start_fix("cache", incident_id).values["outcome"] == "resolved"
+    with (
+        Notifier(ops.ledger, settings_for(slack), Said()) as one,
+        Notifier(ops.ledger, settings_for(slack), Said()) as two,
+    ):
+        start = threading.Barrier(2)
+
+        def sweep(notifier: Notifier) -> None:
+            start.wait()
+            notifier.sweep()
+
+        threads = [threading.Thread(target=sweep, args=(n,)) for n in (one, two)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert one.drain(30) and two.drain(30)
+    assert len(slack.accepted()) == 2  # opened and resolved, once each
+    assert {key: row["status"] for key, row in rows(ops.ledger, incident_id).items()} == {
+        ("opened", "slack"): "sent",
+        ("resolved", "slack"): "sent",
+    }
+
+
 def test_incidents_before_the_first_start_stay_silent_and_those_while_it_was_down_are_told(
     stack: Stack, slack: Receiver
 ) -> None:
