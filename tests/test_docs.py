@@ -75,7 +75,7 @@ def test_the_metrics_table_lists_exactly_what_serve_exposes(tmp_path: Path) -> N
     from opsgraph.tools.snapshot import Health, Snapshot
 
     metrics = ServeMetrics(Ledger(tmp_path / "ledger.sqlite"))
-    metrics.swept([Snapshot(resource="cache", kind="redis", health=Health.HEALTHY, taken_at=0.0)], 0.01)
+    metrics.swept([Snapshot(resource="cache", kind="redis", health=Health.HEALTHY, taken_at=0.0)], 0.01, [0.01])
     body, _ = metrics.render()
     exposed = set()
     for family in text_string_to_metric_families(body.decode()):

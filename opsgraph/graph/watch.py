@@ -45,7 +45,7 @@ from opsgraph.graph.runtime import (
     incident_graph,
     start_incident,
 )
-from opsgraph.tools.probes import probe_all
+from opsgraph.tools.probes import timed_probes
 from opsgraph.tools.snapshot import Health, Snapshot
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class WatchSettings:
     max_parallel: int = 4
 
 
-SweepListener = Callable[[list[Snapshot], float], None]
+SweepListener = Callable[[list[Snapshot], float, list[float]], None]  # snapshots, sweep s, each probe's s
 RunListener = Callable[[RunResult | None], None]
 
 
@@ -114,9 +114,10 @@ class Watcher:
 
     def _sweep(self, graph: IncidentGraph, pool: ThreadPoolExecutor) -> None:
         started = time.monotonic()
-        snapshots = probe_all(self._context.inventory)
+        timed = timed_probes(self._context.inventory)
+        snapshots = [snapshot for snapshot, _ in timed]
         if self._on_sweep is not None:
-            self._on_sweep(snapshots, time.monotonic() - started)
+            self._on_sweep(snapshots, time.monotonic() - started, [seconds for _, seconds in timed])
         self.latest = {snapshot.resource: snapshot for snapshot in snapshots}
         unhealthy = {s.resource: s for s in snapshots if s.health is not Health.HEALTHY}
         for snapshot in snapshots:

@@ -39,6 +39,7 @@ from opsgraph.tools.snapshot import Health, Snapshot
 # MTTD is a probe interval or two; MTTR runs from a settle window to an approval that waited an hour.
 INCIDENT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # What an alert's `outcome` says when it started nothing new (opsgraph.serve.alerts).
 DEDUPLICATED_OUTCOMES = ("deduplicated", "attached", "cooldown")
 # A probe that could not read its resource at all (opsgraph.tools.probes.grading.unreachable).
@@ -68,6 +69,13 @@ class ServeMetrics:
             buckets=SWEEP_BUCKETS,
             registry=self.registry,
         )
+        self._probe_seconds = Histogram(
+            "opsgraph_probe_seconds",
+            "How long one resource's probe took, by resource kind.",
+            ["kind"],
+            buckets=PROBE_BUCKETS,
+            registry=self.registry,
+        )
         self._probe_errors = Counter(
             "opsgraph_probe_errors",
             "Probes that got no reading: the resource did not answer, or refused OpsGraph's credentials.",
@@ -78,9 +86,13 @@ class ServeMetrics:
         self.registry.register(_LedgerCollector(ledger.path, self._clock))
         self.registry.register(self._last_sweep)
 
-    def swept(self, snapshots: list[Snapshot], seconds: float) -> None:
-        """One watcher sweep is done: every resource's snapshot, and how long probing them all took."""
+    def swept(self, snapshots: list[Snapshot], seconds: float, probe_seconds: list[float] | None = None) -> None:
+        """One watcher sweep is done: every resource's snapshot, how long probing them all took, and
+        (when known) how long each probe took, in the snapshots' order."""
         self._sweep_seconds.observe(seconds)
+        if probe_seconds is not None:
+            for snapshot, took in zip(snapshots, probe_seconds, strict=True):
+                self._probe_seconds.labels(f"{snapshot.kind}").observe(took)
         for snapshot in snapshots:
             errors = self._probe_errors.labels(snapshot.resource, f"{snapshot.kind}")  # at 0 before its first error
             if probe_error(snapshot):

@@ -25,7 +25,7 @@ from opsgraph.serve.metrics import INCIDENT_BUCKETS, ServeMetrics
 from opsgraph.tools.binaries import find_binary
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import load_inventory
-from opsgraph.tools.probes import probe_all
+from opsgraph.tools.probes import probe_all, timed_probes
 
 MEMORY = "redis_memory_pressure"
 
@@ -254,7 +254,8 @@ def test_sweeps_give_health_probe_errors_durations_and_the_last_sweep(tmp_path: 
 
         snapshots = probe_all(load_inventory(watched))
         metrics.swept(snapshots, 0.25)
-        metrics.swept(probe_all(load_inventory(watched)), 1.5)
+        timed = timed_probes(load_inventory(watched))
+        metrics.swept([s for s, _ in timed], 1.5, [seconds for _, seconds in timed])
 
     seen = scrape(metrics)
     assert seen.value("opsgraph_watcher_last_sweep_timestamp_seconds") == now
@@ -269,5 +270,8 @@ def test_sweeps_give_health_probe_errors_durations_and_the_last_sweep(tmp_path: 
     assert seen.value("opsgraph_probe_sweep_seconds_bucket", le="0.25") == 1
     assert seen.value("opsgraph_probe_sweep_seconds_bucket", le="1.0") == 1
     assert seen.value("opsgraph_probe_sweep_seconds_bucket", le="2.5") == 2
+    # One probe per resource timed in the second sweep, by kind.
+    assert seen.value("opsgraph_probe_seconds_count", kind="redis") == 3
+    assert seen.value("opsgraph_probe_seconds_sum", kind="redis") == pytest.approx(sum(s for _, s in timed))
     [gone_snapshot] = [s for s in snapshots if s.resource == "gone"]
     assert gone_snapshot.symptom == "redis_unreachable"

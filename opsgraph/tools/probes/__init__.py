@@ -5,6 +5,7 @@ Deterministic code, no model: the detector and the verifier both trust these ver
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from opsgraph.tools.inventory import Inventory, Resource, ResourceKind
@@ -39,4 +40,14 @@ def probe(resource: Resource) -> Snapshot:
 
 
 def probe_all(inventory: Inventory) -> list[Snapshot]:
-    return [probe(resource) for resource in inventory.resources]
+    return [snapshot for snapshot, _ in timed_probes(inventory)]
+
+
+def timed_probes(inventory: Inventory) -> list[tuple[Snapshot, float]]:
+    """Every resource's probe with the seconds it took (what `opsgraph serve` reports per kind)."""
+    found: list[tuple[Snapshot, float]] = []
+    for resource in inventory.resources:
+        began = time.monotonic()
+        snapshot = probe(resource)
+        found.append((snapshot, time.monotonic() - began))
+    return found
