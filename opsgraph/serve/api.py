@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Annotated, Any, Literal, Protocol
@@ -25,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, StringConstraints
 
 from opsgraph.graph.fixing import summary
-from opsgraph.graph.watch import Watcher
+from opsgraph.graph.watch import Say, Watcher
 from opsgraph.operations import AnswerRefused, Operations
 from opsgraph.serve.alerts import AlertIntake, AlertmanagerPayload, Receipt, WebhookPayload
 from opsgraph.serve.auth import Caller, Scope, Tokens
@@ -50,11 +51,20 @@ class ServeRuntime:
     interval_s: float
     watcher_alive: Callable[[], bool]
     started_at: float
+    background: Executor  # runs answered approvals and fixes asked with ?wait=false
+    say: Say  # what a background run reports
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 IncidentId = Annotated[str, Path(min_length=1, max_length=200, description="An incident id, e.g. inc-...-cache-1a2b3c")]
 Limit = Annotated[int, Query(ge=1, le=500, description="How many, newest first.")]
+Wait = Annotated[
+    bool,
+    Query(description="false: answer 202 at once and run in the background (follow GET /api/incidents/{id})."),
+]
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted (?wait=false): running in the background; follow the incident."}
+}
 
 
 class DecisionBody(BaseModel):
@@ -151,8 +161,10 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         """Probe every resource now (read-only)."""
         return [snapshot.model_dump(mode="json") for snapshot in ops.health()]
 
-    @app.post("/api/resources/{name}/fix", tags=["resources"])
-    def fix(name: Annotated[str, Path(min_length=1, max_length=200)], caller: Caller = approver) -> dict[str, Any]:
+    @app.post("/api/resources/{name}/fix", tags=["resources"], responses=_ACCEPTED)
+    def fix(
+        name: Annotated[str, Path(min_length=1, max_length=200)], wait: Wait = True, caller: Caller = approver
+    ) -> Any:
         """Open an incident on the resource and run it until it ends or waits for an approval."""
         if not ops.context.inventory.has(name):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no resource {name!r} in the inventory")
@@ -160,10 +172,16 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         running = runtime.watcher.reserve(name, incident_id)
         if running is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"incident {running} is running on {name} already")
-        try:
-            return redact_value(summary(ops.start_fix(name, incident_id)))
-        finally:
-            runtime.watcher.unreserve(name, incident_id)
+
+        def run() -> dict[str, Any]:
+            try:
+                return redact_value(summary(ops.start_fix(name, incident_id)))
+            finally:
+                runtime.watcher.unreserve(name, incident_id)
+
+        if wait:
+            return run()
+        return _later(runtime, incident_id, f"the fix {caller.name} asked for", run)
 
     @app.get("/api/incidents", tags=["incidents"])
     def incidents(limit: Limit = 50, _: Caller = reader) -> list[dict[str, Any]]:
@@ -187,8 +205,8 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         """Every approval request waiting now, with the digests an answer must name."""
         return [{"incident_id": p.incident_id, "digests": p.digests, "request": p.request} for p in ops.pending()]
 
-    @app.post("/api/approvals/{incident_id}", tags=["approvals"])
-    def decide(incident_id: IncidentId, body: DecisionBody, caller: Caller = approver) -> dict[str, Any]:
+    @app.post("/api/approvals/{incident_id}", tags=["approvals"], responses=_ACCEPTED)
+    def decide(incident_id: IncidentId, body: DecisionBody, wait: Wait = True, caller: Caller = approver) -> Any:
         """Approve, reject or revise what the incident waits on, as the token's caller; runs it on."""
         if ops.ledger.incident(incident_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
@@ -212,15 +230,21 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
                                   "comment": body.comment}  # fmt: skip
         if body.decision == "revise":
             answer["change"] = body.change
-        try:
-            result = ops.answer(pending, answer)
-        except AnswerRefused as refused:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
-        if result.pending is not None and result.pending.get("error"):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"refused: {result.pending['error']}; {incident_id} still waits"
-            )
-        return redact_value(summary(result))
+
+        def run() -> dict[str, Any]:
+            try:
+                result = ops.answer(pending, answer)
+            except AnswerRefused as refused:
+                raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+            if result.pending is not None and result.pending.get("error"):
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT, f"refused: {result.pending['error']}; {incident_id} still waits"
+                )
+            return redact_value(summary(result))
+
+        if wait:
+            return run()
+        return _later(runtime, incident_id, f"{caller.name}'s {body.decision}", run)
 
     @app.get("/api/tools", tags=["tools"])
     def tools(_: Caller = reader) -> list[dict[str, Any]]:
@@ -243,6 +267,23 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         return _answer(runtime.intake.receive(payload.evidence()))
 
     return app
+
+
+def _later(runtime: ServeRuntime, incident_id: str, what: str, run: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """Run `run` in the background and answer 202; what it ends with is reported (and in the ledger)."""
+
+    def report() -> None:
+        try:
+            record = run()
+        except HTTPException as refused:
+            runtime.say(f"{incident_id}: {what} was not applied: {refused.detail}", "warning", incident_id=incident_id)
+            return
+        outcome = record.get("outcome") or "unknown"
+        runtime.say(f"{incident_id}: {what} ran: {outcome}", incident_id=incident_id, outcome=outcome)
+
+    runtime.background.submit(report)
+    body = {"incident_id": incident_id, "accepted": True, "follow": f"/api/incidents/{incident_id}"}
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
 
 def _answer(receipts: list[Receipt]) -> AlertsAnswer:

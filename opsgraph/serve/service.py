@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -45,6 +46,7 @@ def serve(context: Context, settings: ServeSettings, say: Say) -> None:
     watching = threading.Thread(target=_watch, args=(watcher, stop, settings.probing, say), name="watcher")
     notifier = Notifier(context.ledger, NotifySettings.from_settings(app_settings), say)
     notifying = threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True)
+    background = ThreadPoolExecutor(settings.watch.max_parallel, thread_name_prefix="api-run")
     runtime = ServeRuntime(
         operations=Operations(context),
         watcher=watcher,
@@ -55,6 +57,8 @@ def serve(context: Context, settings: ServeSettings, say: Say) -> None:
         interval_s=settings.watch.interval_s,
         watcher_alive=watching.is_alive,
         started_at=time.time(),
+        background=background,
+        say=say,
     )
     if not tokens.configured:
         say("no OPSGRAPH_API_TOKENS: the API and the alert webhooks refuse every request", "warning")
@@ -85,6 +89,7 @@ def serve(context: Context, settings: ServeSettings, say: Say) -> None:
         server.run()
     finally:
         stop.set()
+        background.shutdown(wait=True)  # answers and fixes the API accepted run to their end or their pause
         watching.join()
         notifying.join(timeout=15)
     say("serve stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ def served(
     watcher = Watcher(ctx, WatchSettings(interval_s=interval_s, cooldown_s=cooldown_s), say)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), kwargs={"probing": probing}, daemon=True)
+    background = ThreadPoolExecutor(2, thread_name_prefix="api-run")
     runtime = ServeRuntime(
         operations=Operations(ctx),
         watcher=watcher,
@@ -65,12 +67,15 @@ def served(
         interval_s=interval_s,
         watcher_alive=thread.is_alive,
         started_at=time.time(),
+        background=background,
+        say=say,
     )
     thread.start()
     try:
         with TestClient(create_app(runtime)) as client:
             yield Served(client, runtime, stack)
     finally:
+        background.shutdown(wait=True)
         stop.set()
         thread.join(timeout=120)
 

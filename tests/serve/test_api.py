@@ -226,3 +226,27 @@ def test_healthz_turns_503_when_the_watcher_stops_sweeping_or_dies(stack: Stack)
         app.runtime.watcher.last_sweep_at = time.time()
         dead = app.client.get("/healthz")
         assert dead.status_code == 503 and dead.json()["watcher_alive"] is False, dead.text
+
+
+def test_with_wait_false_an_approval_is_accepted_at_once_and_runs_on(stack: Stack) -> None:
+    fill_redis_memory(stack.inventory.get("cache"))
+    with served(stack) as app:
+        accepted = app.client.post("/api/resources/cache/fix", params={"wait": "false"}, headers=bearer(APPROVE))
+        assert accepted.status_code == 202, accepted.text
+        incident_id = accepted.json()["incident_id"]
+        assert accepted.json()["follow"] == f"/api/incidents/{incident_id}"
+        wait_for(lambda: app.get("/api/approvals"), "the background fix to wait for approval")
+        [request] = app.get("/api/approvals")
+        answer = {"decision": "approve", "digests": request["digests"]}
+        later = app.client.post(f"/api/approvals/{incident_id}?wait=false", headers=bearer(APPROVE), json=answer)
+        assert later.status_code == 202, later.text
+        record = wait_for(
+            lambda: (r := app.get(f"/api/incidents/{incident_id}"))["status"] == "resolved" and r,
+            "the approved incident to resolve in the background",
+        )
+        assert [a["decided_by"] for a in record["approvals"]] == ["alice"]
+        # Checked before anything runs, as with wait: an answer to what no longer waits is refused at once.
+        wrong = app.client.post(
+            f"/api/approvals/{incident_id}?wait=false", headers=bearer(APPROVE), json={**answer, "digests": ["x"]}
+        )
+        assert wrong.status_code == 409
