@@ -44,6 +44,7 @@ lint: setup
 bench: setup
 	uv run python -m bench.redis_memory_pressure
 	uv run python -m bench.model_tokens
+	uv run python -m bench.alert_intake
 
 ## kill -9 at every dangerous moment of a fix, and concurrent approvals (about 10 minutes)
 bench-crash: setup
