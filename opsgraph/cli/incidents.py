@@ -38,6 +38,7 @@ from opsgraph.cli.console import (
 from opsgraph.cli.faults import aim_or_exit, inject_scenario
 from opsgraph.graph.ledger import Ledger
 from opsgraph.graph.policy import ApprovalMode
+from opsgraph.tools.redaction import redact_value
 
 if TYPE_CHECKING:  # the runtime imports LangGraph (seconds): only commands that run graphs pay for it
     from opsgraph.graph.runtime import RunResult
@@ -421,6 +422,24 @@ def incidents_list(ctx: typer.Context, state_dir: StateOption = Path(".opsgraph"
         out.print(
             escape(f"{row['incident_id']:<48} {row['status']:<18} {row['resource']:<12} {row['symptom']:<24} {opened}")
         )
+
+
+@incidents_app.command("alerts")
+def incidents_alerts(
+    state_dir: StateOption = Path(".opsgraph"),
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=500)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the alerts `opsgraph serve` received (Alertmanager, webhooks) and what became of each."""
+    rows = redact_value(Ledger(state_dir / "ledger.sqlite").alerts(limit))
+    if as_json:
+        print_json_lines(rows)
+        return
+    for row in rows:
+        received = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["received_at"]))
+        where = row["resource"] or "-"
+        line = f"{received} {row['source']:<14} {row['name']:<24} {row['status']:<8} {where:<12} {row['outcome']:<13}"
+        out.print(escape(f"{line} {row['incident_id'] or '-'}  {row['detail']}"), soft_wrap=True)
 
 
 @incidents_app.command("release")

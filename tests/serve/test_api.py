@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -145,6 +148,16 @@ def test_alerts_that_name_no_resource_are_recorded_as_unrouted(stack: Stack) -> 
         assert [r["outcome"] for r in receipts] == ["unrouted", "unrouted"]
         assert "no alert route matches" in receipts[0]["detail"] and "'nosuch'" in receipts[1]["detail"]
         assert len(app.get("/api/alerts")) == 2 and incidents(app) == []
+    # The same record on the command line.
+    listed = subprocess.run(
+        [sys.executable, "-m", "opsgraph", "incidents", "alerts", "--json", "--state-dir", str(stack.state_dir)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["outcome"], r["name"], r["fingerprint"]) for r in rows] == [
+        ("unrouted", "RedisMemoryHigh", "fp-2"),
+        ("unrouted", "RedisMemoryHigh", "fp-1"),
+    ]
 
 
 def test_the_generic_webhook_maps_by_resource_and_dedupes(stack: Stack) -> None:
