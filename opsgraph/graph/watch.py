@@ -63,6 +63,7 @@ class WatchSettings:
     interval_s: float = 5.0
     cooldown_s: float = 60.0  # after an incident closes, the same fingerprint waits this long
     max_parallel: int = 4
+    ready_s: float = 30.0  # how long an alert's incident waits for the watcher's graph to be up (serve's start)
 
 
 SweepListener = Callable[[list[Snapshot], float, list[float]], None]  # snapshots, sweep s, each probe's s
@@ -153,7 +154,7 @@ class Watcher:
     ) -> None:
         """Run the reserved incident with the alert as evidence, on the watcher's pool; `on_done` hears its end
         (None when the run could not finish: busy elsewhere or crashed, its checkpoint kept)."""
-        if not self._ready.wait(timeout=30) or self._engine is None:
+        if not self._ready.wait(timeout=self._settings.ready_s) or self._engine is None:
             self.unreserve(resource, incident_id)
             raise RuntimeError("the watcher is not running: no incident graph to start the alert's incident on")
         graph, pool = self._engine

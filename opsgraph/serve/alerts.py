@@ -42,6 +42,9 @@ _NO_TIME = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LabelValue = Annotated[str, StringConstraints(max_length=2000)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
+# An alert whose incident could not be started (the watcher is not running): the API answers 503 so
+# that the sender retries, and the retry is judged afresh (no dedupe or cooldown against this row).
+NOT_STARTED = "not_started"
 MAX_ALERTS = 500  # per payload: Alertmanager batches a group's alerts, this bounds one request's work
 
 
@@ -185,7 +188,9 @@ class AlertIntake:
                 start = (alert_no, incident_id)
         if start is not None:
             assert resource is not None
-            self._launch(start, resource, alert)
+            problem = self._launch(start, resource, alert)
+            if problem is not None:  # recorded as not started: the sender's retry starts afresh
+                outcome, detail = NOT_STARTED, problem
         else:
             level = "warning" if outcome == "unrouted" else "info"
             self._say(f"alert {alert.name} ({alert.source}, {status}): {outcome}: {detail}", level,
@@ -215,7 +220,8 @@ class AlertIntake:
             return "attached", open_id, f"incident {open_id} is open on {resource}"
         return "started", None, f"mapped to {resource} by {how}"
 
-    def _launch(self, start: tuple[int, str], resource: str, alert: AlertEvidence) -> None:
+    def _launch(self, start: tuple[int, str], resource: str, alert: AlertEvidence) -> str | None:
+        """Start the alert's incident on the watcher; why it could not be started, if it could not."""
         alert_no, incident_id = start
         ledger = self._context.ledger
 
@@ -234,5 +240,9 @@ class AlertIntake:
             fault_started_at = min(alert.starts_at or time.time(), time.time())
             self._watcher.start_alerted(resource, incident_id, alert.model_dump(mode="json"), fault_started_at, settled)
         except RuntimeError as error:
-            ledger.settle_alert(alert_no, "ran", f"not started: {error}")
-            raise
+            problem = f"not started: {error}"
+            ledger.settle_alert(alert_no, NOT_STARTED, problem)
+            self._say(f"alert {alert.name} ({alert.source}): {problem}", "error", resource=resource,
+                      alert=alert.fingerprint)  # fmt: skip
+            return problem
+        return None

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from opsgraph.graph.fixing import summary
 from opsgraph.graph.watch import Say, Watcher
 from opsgraph.operations import AnswerRefused, Operations
-from opsgraph.serve.alerts import AlertIntake, AlertmanagerPayload, Receipt, WebhookPayload
+from opsgraph.serve.alerts import NOT_STARTED, AlertIntake, AlertmanagerPayload, Receipt, WebhookPayload
 from opsgraph.serve.auth import Caller, Scope, Tokens
 from opsgraph.tools.catalogue import CATALOGUE
 from opsgraph.tools.redaction import redact_value
@@ -62,6 +62,9 @@ Wait = Annotated[
     bool,
     Query(description="false: answer 202 at once and run in the background (follow GET /api/incidents/{id})."),
 ]
+_NOT_STARTED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "An alert's incident could not be started (the watcher is not running): send it again."}
+}
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted (?wait=false): running in the background; follow the incident."}
 }
@@ -256,13 +259,13 @@ def create_app(runtime: ServeRuntime) -> FastAPI:
         """The newest alerts received, with what was done about each."""
         return redact_value(ops.ledger.alerts(limit))
 
-    @app.post("/alerts/alertmanager", tags=["alerts"])
-    def alertmanager(payload: AlertmanagerPayload, _: Caller = ingester) -> AlertsAnswer:
+    @app.post("/alerts/alertmanager", tags=["alerts"], response_model=AlertsAnswer, responses=_NOT_STARTED)
+    def alertmanager(payload: AlertmanagerPayload, _: Caller = ingester) -> Any:
         """Alertmanager's webhook (version 4): each firing alert mapped to a resource opens at most one incident."""
         return _answer(runtime.intake.receive([(a.status, a.evidence()) for a in payload.alerts]))
 
-    @app.post("/alerts/webhook", tags=["alerts"])
-    def webhook(payload: WebhookPayload, _: Caller = ingester) -> AlertsAnswer:
+    @app.post("/alerts/webhook", tags=["alerts"], response_model=AlertsAnswer, responses=_NOT_STARTED)
+    def webhook(payload: WebhookPayload, _: Caller = ingester) -> Any:
         """Any other sender's alerts, in OpsGraph's own small format."""
         return _answer(runtime.intake.receive(payload.evidence()))
 
@@ -286,8 +289,12 @@ def _later(runtime: ServeRuntime, incident_id: str, what: str, run: Callable[[],
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
 
 
-def _answer(receipts: list[Receipt]) -> AlertsAnswer:
-    return AlertsAnswer(received=len(receipts), alerts=[redact_value(vars(r)) for r in receipts])
+def _answer(receipts: list[Receipt]) -> Any:
+    """200 with a receipt per alert; 503 (the sender retries) when an incident could not be started."""
+    body = AlertsAnswer(received=len(receipts), alerts=[redact_value(vars(r)) for r in receipts])
+    if any(receipt.outcome == NOT_STARTED for receipt in receipts):
+        return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return body
 
 
 def _refused(code: int, detail: str) -> HTTPException:

@@ -44,7 +44,12 @@ class Served:
 
 @contextmanager
 def served(
-    stack: Stack, probing: bool = False, cooldown_s: float = 60.0, interval_s: float = 0.2, **context: Any
+    stack: Stack,
+    probing: bool = False,
+    cooldown_s: float = 60.0,
+    interval_s: float = 0.2,
+    ready_s: float = 30.0,
+    **context: Any,
 ) -> Iterator[Served]:
     """The app on `stack` with a running watcher thread (probing every `interval_s` when `probing`)."""
     ctx = stack.context(**context)
@@ -53,7 +58,7 @@ def served(
     def say(text: str, level: str = "info", **fields: Any) -> None:
         say_lines.append(text)
 
-    watcher = Watcher(ctx, WatchSettings(interval_s=interval_s, cooldown_s=cooldown_s), say)
+    watcher = Watcher(ctx, WatchSettings(interval_s=interval_s, cooldown_s=cooldown_s, ready_s=ready_s), say)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), kwargs={"probing": probing}, daemon=True)
     background = ThreadPoolExecutor(2, thread_name_prefix="api-run")

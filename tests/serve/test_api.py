@@ -263,3 +263,19 @@ def test_with_wait_false_an_approval_is_accepted_at_once_and_runs_on(stack: Stac
             f"/api/approvals/{incident_id}?wait=false", headers=bearer(APPROVE), json={**answer, "digests": ["x"]}
         )
         assert wrong.status_code == 409
+
+
+def test_an_alert_the_stopped_watcher_cannot_start_gets_a_503_and_its_retry_starts_afresh(stack: Stack) -> None:
+    """Alertmanager retries a 5xx: the row says not_started, so the retry is not taken for a duplicate."""
+    fill_redis_memory(stack.inventory.get("cache"))
+    with served(stack, ready_s=0.5) as app:
+        wait_for(lambda: app.runtime.watcher.last_sweep_at, "the watcher's first round")  # its graph is up
+        app.runtime.watcher._ready.clear()  # as after the watcher thread ended
+        refused = app.client.post("/alerts/alertmanager", headers=bearer(INGEST), json=alertmanager_payload(alert()))
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["alerts"][0]["outcome"] == "not_started"
+        assert incidents(app) == []
+        app.runtime.watcher._ready.set()  # the watcher is back
+        retried = app.client.post("/alerts/alertmanager", headers=bearer(INGEST), json=alertmanager_payload(alert()))
+        assert retried.status_code == 200 and retried.json()["alerts"][0]["outcome"] == "started", retried.text
+        wait_for(lambda: waiting(app), "the retried alert's incident to wait for approval")
