@@ -108,6 +108,10 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 OPEN_STATUSES = ("open", "awaiting_approval")
+# The newest still-open incident on a resource (grouping of dependents, alerts attached to it).
+_OPEN_ON_RESOURCE = (
+    "SELECT incident_id FROM incidents WHERE resource = ? AND status IN (?, ?) ORDER BY opened_at DESC LIMIT 1"
+)
 # An incident whose step changed the data unexpectedly holds its resource: OpsGraph acts on
 # it no more until a human has looked and released it (`opsgraph incidents release`).
 DATA_SAFETY_FAILURE = "data_safety_failure"
@@ -437,11 +441,7 @@ class Ledger:
     def open_incident_on(self, resource: str) -> str | None:
         """The newest still-open incident on this resource, whatever its symptom (grouping of dependents)."""
         with self._connect() as conn:
-            row = conn.execute(
-                "SELECT incident_id FROM incidents WHERE resource = ? AND status IN (?, ?)"
-                " ORDER BY opened_at DESC LIMIT 1",
-                (resource, *OPEN_STATUSES),
-            ).fetchone()
+            row = conn.execute(_OPEN_ON_RESOURCE, (resource, *OPEN_STATUSES)).fetchone()
         return row["incident_id"] if row else None
 
     # alerts (opsgraph.serve.alerts) -----------------------------------------
@@ -536,10 +536,7 @@ class AlertBook:
         return _alert_row(row) if row else None
 
     def open_incident_on(self, resource: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT incident_id FROM incidents WHERE resource = ? AND status IN (?, ?) ORDER BY opened_at DESC LIMIT 1",
-            (resource, *OPEN_STATUSES),
-        ).fetchone()
+        row = self._conn.execute(_OPEN_ON_RESOURCE, (resource, *OPEN_STATUSES)).fetchone()
         return row["incident_id"] if row else None
 
     def record(
