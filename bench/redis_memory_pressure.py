@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import yaml
 
 from bench.instrument import io_clock
 from bench.stats import describe
+from opsgraph.evals.outside import free_port as free_port  # each port handed out once
 from opsgraph.graph.context import Context
 from opsgraph.graph.fixing import fix_all, summary
 from opsgraph.tools.environments.local import LocalStack
@@ -33,12 +33,6 @@ from opsgraph.tools.inventory import load_inventory
 # The system we learn from needed 232 s for this scenario.
 BASELINE_MTTR_S = 232.0
 TARGET_MEDIAN_MTTR_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def one_run(folder: Path) -> dict[str, Any]:

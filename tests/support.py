@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,13 @@ import psycopg
 import yaml
 
 from opsgraph.agents.records import Diagnosis, Incident, Plan, PlanStep
+from opsgraph.evals.outside import free_port as free_port  # one port per server: see its docstring
 from opsgraph.graph.context import Context
 from opsgraph.graph.runtime import RunResult, incident_graph, start_incident
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.inventory import Inventory, load_inventory
 from opsgraph.tools.runner import ToolOutcome
 from opsgraph.tools.snapshot import Snapshot
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_resource(name: str = "cache", maxmemory_mb: int = 32, **policy: Any) -> dict[str, Any]:

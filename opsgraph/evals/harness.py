@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from opsgraph.evals.outside import (
     OutsideError,
     OutsidePostgres,
     OutsideRedis,
+    free_port,
     wait_until,
 )
 from opsgraph.evals.scenario import (
@@ -97,12 +97,6 @@ class Prepared:
     @property
     def tools(self) -> ToolContext:
         return ToolContext(self.inventory, self.state_dir)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scenario_problems(scenario: EvalScenario) -> list[str]:

@@ -63,10 +63,19 @@ def wait_until(condition: Callable[[], T], what: str, timeout_s: float = _TIMEOU
         time.sleep(_POLL_S)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on now and that this process has not handed out before: the
+    kernel may give one free port to two binds in a row, and a scenario's servers need one each."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_open(port: int) -> bool:

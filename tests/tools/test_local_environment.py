@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import redis
 from outside_redis import outside_redis, port_open
+from support import free_port
 
 from opsgraph.tools import binaries
 from opsgraph.tools.binaries import MissingBinaryError, find_binary
@@ -25,14 +26,6 @@ pytestmark = pytest.mark.timeout(60)
 
 MAXMEMORY_MB = 48
 MAX_CONNECTIONS = 20
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_inventory(cache: int, db: int, web: int) -> Inventory:
