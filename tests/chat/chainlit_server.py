@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import httpx
 import socketio
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from support import free_port, wait_for
 
 from opsgraph.passwords import hash_password
@@ -238,8 +239,23 @@ def log_in(page: Page, url: str, username: str, password: str) -> None:
     page.locator("#chat-input").wait_for(timeout=30_000)
 
 
+SEND_TRIES = 6
+SEND_WAIT_MS = 15_000
+
+
 def send_message(page: Page, text: str) -> None:
     """Type `text` into the chat and send it. The send button is enabled only once the websocket is
-    connected (and the input holds text): clicking it waits for that, where Enter would be lost."""
-    page.locator("#chat-input").fill(text)
-    page.locator("#chat-submit").click()
+    connected (and the input holds text): clicking it waits for that, where Enter would be lost.
+
+    The frontend may re-render the input between the fill and the click (a message finishing its
+    stream), emptying it: the button then stays disabled. Seen once under a loaded CI, so the text
+    is typed again until the click lands (a click that landed sent the message once).
+    """
+    for _ in range(SEND_TRIES):
+        page.locator("#chat-input").fill(text)
+        try:
+            page.locator("#chat-submit").click(timeout=SEND_WAIT_MS)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the chat never took {text!r}: its send button stayed disabled")
