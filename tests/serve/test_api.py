@@ -225,6 +225,8 @@ def test_reads_show_resources_tools_and_a_scan(stack: Stack) -> None:
         [snapshot] = app.client.post("/api/scan", headers=bearer(READ)).json()
         assert snapshot["resource"] == "cache"
         assert app.client.get("/openapi.json").json()["info"]["title"] == "OpsGraph"
+        docs = app.client.get("/docs")  # the browsable API the README points at
+        assert docs.status_code == 200 and "/openapi.json" in docs.text
 
 
 def test_healthz_turns_503_when_the_watcher_stops_sweeping_or_dies(stack: Stack) -> None:
