@@ -5,23 +5,23 @@ own parser and security analyser."""
 from __future__ import annotations
 
 import configparser
-import http.server
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
-from support import free_port, wait_for
+from prom_support import alertmanager as run_alertmanager
+from serve.receivers import Receiver, opsgraph_stand_in
+from support import wait_for
 
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
@@ -56,70 +56,26 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-class Webhook(http.server.BaseHTTPRequestHandler):
-    """Records what Alertmanager posts: (path, Authorization header, JSON body)."""
-
-    received: ClassVar[list[tuple[str, str | None, dict[str, Any]]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.received.append((self.path, self.headers.get("Authorization"), body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture
+def webhook() -> Iterator[Receiver]:
+    """Where the shipped config sends alerts: a local receiver recording path, headers and body."""
+    with opsgraph_stand_in() as receiver:
+        yield receiver
 
 
 @pytest.fixture
-def webhook() -> Iterator[http.server.ThreadingHTTPServer]:
-    Webhook.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path, webhook: http.server.ThreadingHTTPServer) -> Iterator[tuple[str, Path]]:
+def alertmanager(tmp_path: Path, webhook: Receiver) -> Iterator[tuple[str, Path]]:
     """A real Alertmanager on the shipped config, with only the webhook's address, the token file's path and
     group_interval (1 m, how soon a resolution is posted) changed. Yields its URL and the token file."""
     config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     (hook,) = (hook for receiver in config["receivers"] for hook in receiver.get("webhook_configs", []))
     assert hook["url"] == "http://opsgraph:8080/alerts/alertmanager"
-    hook["url"] = f"http://127.0.0.1:{webhook.server_address[1]}/alerts/alertmanager"
+    hook["url"] = f"{webhook.url}/alerts/alertmanager"
     token_file = tmp_path / "alertmanager-token"
     hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
     config["route"]["group_interval"] = "1s"
-    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (tmp_path / "alertmanager.log").open("w")
-    process = subprocess.Popen(
-        [
-            tool("prometheus-alertmanager", "prometheus-alertmanager"),
-            f"--config.file={tmp_path / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-            return False
-
-    try:
-        wait_for(ready, "Alertmanager to answer", timeout_s=20)
-        yield url, token_file
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with run_alertmanager(tmp_path / "alertmanager", config) as running:
+        yield running.url, token_file
 
 
 def post_alert(url: str, labels: dict[str, str], **times: str) -> None:
@@ -132,23 +88,26 @@ def post_alert(url: str, labels: dict[str, str], **times: str) -> None:
 
 
 def test_alertmanager_posts_firing_and_resolved_alerts_to_opsgraph_with_the_token_file(
-    alertmanager: tuple[str, Path],
+    alertmanager: tuple[str, Path], webhook: Receiver
 ) -> None:
     url, token_file = alertmanager
     token_file.write_text("first-token-of-at-least-16-chars\n")  # as `print(...) > file` writes it
     labels = {"alertname": "OpsGraphDown", "job": "opsgraph", "instance": "opsgraph:8080", "severity": "critical"}
     post_alert(url, labels, startsAt=datetime.now(UTC).isoformat())
-    path, authorization, body = wait_for(lambda: Webhook.received and Webhook.received[0], "the firing alert", 30)
-    assert path == "/alerts/alertmanager"
-    assert authorization == "Bearer first-token-of-at-least-16-chars"  # the newline trimmed
-    assert body["status"] == "firing" and body["alerts"][0]["labels"] == labels
+    first = wait_for(lambda: webhook.requests and webhook.requests[0], "the firing alert", 30)
+    assert first.path == "/alerts/alertmanager"
+    assert first.headers["Authorization"] == "Bearer first-token-of-at-least-16-chars"  # the newline trimmed
+    assert first.json()["status"] == "firing" and first.json()["alerts"][0]["labels"] == labels
 
     # A new token in the file is used from the next request on: rotation needs no restart.
     token_file.write_text("second-token-of-at-least-16-chars")
     post_alert(url, labels, endsAt=datetime.now(UTC).isoformat())
-    resolved = wait_for(lambda: [r for r in Webhook.received if r[2]["status"] == "resolved"], "the resolution", 30)
-    path, authorization, body = resolved[0]
-    assert (path, authorization) == ("/alerts/alertmanager", "Bearer second-token-of-at-least-16-chars")
+    resolved = wait_for(lambda: [r for r in webhook.requests if r.json()["status"] == "resolved"], "the resolution", 30)
+    assert (resolved[0].path, resolved[0].headers["Authorization"]) == (
+        "/alerts/alertmanager",
+        "Bearer second-token-of-at-least-16-chars",
+    )
+    body = resolved[0].json()
     assert body["alerts"][0]["labels"] == labels and body["alerts"][0]["status"] == "resolved"
 
 

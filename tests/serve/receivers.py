@@ -134,6 +134,16 @@ class Receiver:
 
 
 @contextmanager
+def opsgraph_stand_in() -> Iterator[Receiver]:
+    """A stand-in for `opsgraph serve`'s alert webhook, where the shipped Alertmanager config posts: 200 "ok"."""
+    receiver = Receiver("opsgraph stand-in", _slack_reply).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@contextmanager
 def slack_stand_in() -> Iterator[Receiver]:
     """A stand-in for a Slack incoming webhook: 200 "ok" to every POST it does not fail."""
     receiver = Receiver("Slack stand-in", _slack_reply).start()
