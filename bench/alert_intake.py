@@ -34,8 +34,8 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.redis_memory_pressure import free_port
 from bench.stats import describe, percentile
+from opsgraph.evals.outside import free_port, wait_until
 from opsgraph.tools.environments.local import LocalStack
 from opsgraph.tools.faults import fill_redis_memory
 from opsgraph.tools.inventory import load_inventory
@@ -73,7 +73,7 @@ def _serving(folder: Path) -> Iterator[httpx.Client]:
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         fill_redis_memory(stack.inventory.get("cache"))
-        _until(lambda: _answers(client), "opsgraph serve to answer")
+        wait_until(lambda: _answers(client), "opsgraph serve to answer", _DEADLINE_S)
         yield client
     finally:
         client.close()
@@ -87,15 +87,6 @@ def _answers(client: httpx.Client) -> bool:
         return client.get("/healthz").status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _until(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + _DEADLINE_S
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {_DEADLINE_S} s waiting for {what}")
 
 
 def _timed_ms(call: Callable[[], httpx.Response]) -> float:
@@ -113,7 +104,11 @@ def run(repeats: int) -> dict[str, Any]:
         started = time.perf_counter()
         receipt = client.post("/alerts/alertmanager", json=first, headers=ingest).json()["alerts"][0]
         assert receipt["outcome"] == "started", receipt
-        _until(lambda: client.get("/api/approvals", headers=approve).json(), "the incident to wait for approval")
+        wait_until(
+            lambda: client.get("/api/approvals", headers=approve).json(),
+            "the incident to wait for approval",
+            _DEADLINE_S,
+        )
         to_plan = time.perf_counter() - started
 
         floor: list[float] = []
